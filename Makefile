@@ -1,0 +1,33 @@
+# sesame2mqtt — `make help` lists the targets.
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+FUZZTIME ?= 10s
+GOFLAGS_BUILD = -trimpath -ldflags "-s -w -X main.version=$(VERSION)"
+
+.PHONY: help test vet fmt build demo bench fuzz
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
+
+test: vet ## gofmt check, go vet, and every test with the race detector
+	go test -race -count=1 ./...
+
+vet: ## gofmt check and go vet
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
+	go vet ./...
+
+fmt: ## format the code
+	gofmt -w $$(git ls-files '*.go')
+
+build: ## build bin/sesame2mqtt (the same command the Dockerfile runs)
+	go build $(GOFLAGS_BUILD) -o bin/sesame2mqtt ./cmd/sesame2mqtt
+
+demo: ## run against a simulated lock and an embedded broker
+	go run ./cmd/sesame2mqtt -demo
+
+bench: ## command latency and idle memory benchmarks
+	go test -run='^$$' -bench=. -benchtime=300x ./...
+
+fuzz: ## run each fuzz target for FUZZTIME
+	go test -run='^$$' -fuzz='^FuzzParseCommand$$' -fuzztime=$(FUZZTIME) ./pkg/hass
+	go test -run='^$$' -fuzz='^FuzzDecodeStatus$$' -fuzztime=$(FUZZTIME) ./pkg/sesame

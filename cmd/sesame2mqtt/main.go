@@ -1,0 +1,191 @@
+// Command sesame2mqtt makes CANDY HOUSE Sesame locks Home Assistant devices
+// over MQTT. Configuration comes from the environment (see -help); -demo runs
+// it against a simulated lock and, without MQTT_URL, an embedded broker.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/sesame2mqtt/sesame2mqtt/pkg/bridge"
+	"github.com/sesame2mqtt/sesame2mqtt/pkg/budget"
+	"github.com/sesame2mqtt/sesame2mqtt/pkg/config"
+	"github.com/sesame2mqtt/sesame2mqtt/pkg/hass"
+	"github.com/sesame2mqtt/sesame2mqtt/pkg/mqtt"
+	"github.com/sesame2mqtt/sesame2mqtt/pkg/sesame"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "0.1.0-dev"
+
+// shutdownGrace bounds everything after SIGTERM: the will, the last write of
+// the request count, the loops.
+const shutdownGrace = 4500 * time.Millisecond
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("sesame2mqtt", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	demo := fs.Bool("demo", false, "run against a simulated Sesame lock (and an embedded MQTT broker when MQTT_URL is not set)")
+	demoListen := fs.String("demo-listen", "127.0.0.1:1883", "address of the embedded demo broker")
+	showVersion := fs.Bool("version", false, "print the version and exit")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: sesame2mqtt [-demo] [-version]\n\nFlags:\n")
+		fs.PrintDefaults()
+		fmt.Fprintf(stderr, "\nConfiguration (environment):\n")
+		_ = config.Usage(stderr)
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if *showVersion {
+		fmt.Fprintln(stdout, version)
+		return 0
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	var cleanup []func()
+	defer func() {
+		for i := len(cleanup) - 1; i >= 0; i-- {
+			cleanup[i]()
+		}
+	}()
+	if *demo {
+		done, err := startDemo(*demoListen, stdout)
+		if err != nil {
+			fmt.Fprintf(stderr, "demo: %v\n", err)
+			return 1
+		}
+		cleanup = append(cleanup, done)
+	}
+
+	cfg, err := config.Load()
+	if err != nil {
+		printConfigErrors(stderr, err)
+		return 2
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	if err := serve(ctx, cfg, log); err != nil {
+		log.Error("sesame2mqtt stopped", "err", err)
+		return 1
+	}
+	return 0
+}
+
+// printConfigErrors writes one line per configuration problem.
+func printConfigErrors(w io.Writer, err error) {
+	var lines []string
+	var joined interface{ Unwrap() []error }
+	if errors.As(err, &joined) {
+		for _, e := range joined.Unwrap() {
+			lines = append(lines, e.Error())
+		}
+	} else {
+		lines = strings.Split(err.Error(), "\n")
+	}
+	for _, l := range lines {
+		fmt.Fprintf(w, "configuration: %s\n", l)
+	}
+}
+
+// serve wires the parts and runs them until ctx is done.
+func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+	if err := config.EnsureStateDir(cfg.StateDir); err != nil {
+		return err
+	}
+	meter, err := budget.Open(filepath.Join(cfg.StateDir, "api-usage.json"), cfg.MonthlyBudget, time.Now, log.With("component", "budget"))
+	if err != nil {
+		return err
+	}
+	cloud, err := sesame.New(sesame.Options{
+		BaseURL: cfg.APIURL,
+		APIKey:  cfg.APIKey,
+		Counter: meter,
+		Logger:  log.With("component", "sesame"),
+	})
+	if err != nil {
+		return err
+	}
+	topics := hass.Topics{Base: cfg.BaseTopic, Prefix: cfg.DiscoveryPrefix}
+	locks := make([]bridge.Lock, 0, len(cfg.Locks))
+	for _, l := range cfg.Locks {
+		locks = append(locks, bridge.Lock{ID: l.ID(), UUID: l.UUID, Name: l.Name, Secret: l.Secret})
+	}
+
+	// The MQTT client and the bridge need each other: the client delivers to
+	// the bridge, the bridge publishes through the client.
+	var br *bridge.Bridge
+	mq, err := mqtt.New(mqtt.Options{
+		URL:           cfg.MQTTURL,
+		Username:      cfg.MQTTUsername,
+		Password:      cfg.MQTTPassword.Reveal(),
+		WillTopic:     topics.Availability(),
+		WillPayload:   "offline",
+		Subscriptions: bridge.Subscriptions(topics),
+		OnMessage:     func(m mqtt.Message) { br.HandleMessage(m) },
+		OnConnect:     func() { br.OnConnect() },
+		Timeout:       3 * time.Second,
+		Logger:        log.With("component", "mqtt"),
+	})
+	if err != nil {
+		return err
+	}
+	br, err = bridge.New(bridge.Options{
+		Locks:     locks,
+		Topics:    topics,
+		Version:   version,
+		Cloud:     cloud,
+		Publisher: mq,
+		Budget:    meter,
+		Logger:    log.With("component", "bridge"),
+	})
+	if err != nil {
+		return err
+	}
+
+	u := meter.Usage()
+	log.Info("sesame2mqtt starting", "version", version, "locks", len(locks), "mqtt", cfg.MQTTURL,
+		"base_topic", cfg.BaseTopic, "requests_this_month", u.Used, "budget", u.Budget)
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return mq.Run(gctx) })
+	g.Go(func() error { return br.Run(gctx) })
+	g.Go(func() error { meter.Run(gctx); return nil })
+
+	done := make(chan error, 1)
+	go func() { done <- g.Wait() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	t := time.NewTimer(shutdownGrace)
+	defer t.Stop()
+	select {
+	case err := <-done:
+		return err
+	case <-t.C:
+		return fmt.Errorf("shutdown took longer than %s; exiting anyway", shutdownGrace)
+	}
+}

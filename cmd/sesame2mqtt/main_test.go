@@ -1,0 +1,338 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/sesame2mqtt/sesame2mqtt/pkg/mqtt/mosquittotest"
+	"github.com/sesame2mqtt/sesame2mqtt/pkg/sesame"
+	"github.com/sesame2mqtt/sesame2mqtt/pkg/sesame/sesametest"
+)
+
+const (
+	apiKey     = "0123456789abcdef0123456789abcdef01234567"
+	lockUUID   = "488E1234-ABCD-4EF0-A1B2-C3D4E5F60718"
+	lockID     = "488e1234abcd4ef0a1b2c3d4e5f60718"
+	lockSecret = "a13d4b890111676ba8fb36ece7e94f7d"
+	avail      = "sesame2mqtt/bridge/availability"
+)
+
+// binary is the sesame2mqtt executable built once for these tests.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "sesame2mqtt-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "sesame2mqtt")
+	build := exec.Command("go", "build", "-o", binary, ".")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building the binary:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	_ = os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// proc is a running sesame2mqtt.
+type proc struct {
+	cmd    *exec.Cmd
+	stderr *lockedBuffer
+	stdout *lockedBuffer
+	waited chan error
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// cleanEnv is the environment of a child: nothing of ours leaks in.
+func cleanEnv(t testing.TB, vars ...string) []string {
+	return append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}, vars...)
+}
+
+func startProc(t testing.TB, env []string, args ...string) *proc {
+	t.Helper()
+	p := &proc{cmd: exec.Command(binary, args...), stderr: &lockedBuffer{}, stdout: &lockedBuffer{}, waited: make(chan error, 1)}
+	p.cmd.Env = env
+	p.cmd.Stderr, p.cmd.Stdout = p.stderr, p.stdout
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.waited <- p.cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = p.cmd.Process.Kill()
+		<-p.waited
+		if t.Failed() {
+			t.Logf("sesame2mqtt stderr:\n%s", p.stderr.String())
+		}
+	})
+	return p
+}
+
+func bridgeEnv(t testing.TB, broker *mosquittotest.Broker, fake *sesametest.Server) []string {
+	return cleanEnv(t,
+		"SESAME_API_KEY="+apiKey,
+		"SESAME_API_URL="+fake.URL(),
+		"SESAME_LOCKS="+lockUUID+":"+lockSecret+":Front door",
+		"STATE_DIR="+t.TempDir(),
+		"MQTT_URL="+broker.URL(),
+		"LOG_LEVEL=debug",
+	)
+}
+
+func newFake(t testing.TB) *sesametest.Server {
+	fake := sesametest.NewServer(apiKey, sesametest.Lock{UUID: lockUUID, Secret: lockSecret, State: sesame.StateLocked})
+	fake.SetMoveDelay(100 * time.Millisecond)
+	t.Cleanup(fake.Close)
+	return fake
+}
+
+func TestInvalidConfigurationExitsBeforeAnyTraffic(t *testing.T) {
+	var conns atomic.Int32
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns.Add(1)
+			c.Close()
+		}
+	}()
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { conns.Add(1) }))
+	defer api.Close()
+
+	env := cleanEnv(t,
+		"SESAME_API_URL="+api.URL,
+		"SESAME_LOCKS=not-a-uuid:"+lockSecret+","+lockUUID+":abc",
+		"API_MONTHLY_BUDGET=0",
+		"MQTT_URL=tcp://"+ln.Addr().String(),
+	)
+	p := startProc(t, env)
+	select {
+	case err := <-p.waited:
+		p.waited <- err
+		ee, ok := err.(*exec.ExitError)
+		if !ok || ee.ExitCode() != 2 {
+			t.Fatalf("exit %v, want status 2", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("did not exit")
+	}
+	lines := strings.Split(strings.TrimSpace(p.stderr.String()), "\n")
+	for _, want := range []string{"SESAME_API_KEY", "UUID", "32 hex", "API_MONTHLY_BUDGET"} {
+		found := false
+		for _, l := range lines {
+			if strings.HasPrefix(l, "configuration: ") && strings.Contains(l, want) {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("no line about %s in:\n%s", want, p.stderr.String())
+		}
+	}
+	if strings.Contains(p.stderr.String(), "goroutine") || strings.Contains(p.stderr.String(), lockSecret) {
+		t.Errorf("stack trace or secret in the output:\n%s", p.stderr.String())
+	}
+	if n := conns.Load(); n != 0 {
+		t.Errorf("%d connections made with an invalid configuration", n)
+	}
+}
+
+func TestSIGTERMPublishesOfflineAndExits(t *testing.T) {
+	broker := mosquittotest.Start(t)
+	fake := newFake(t)
+	rec := broker.Subscribe(t, "sesame2mqtt/#")
+	p := startProc(t, bridgeEnv(t, broker, fake))
+	rec.WaitFor(t, avail, func(s string) bool { return s == "online" }, 10*time.Second)
+	rec.WaitFor(t, "sesame2mqtt/"+lockID+"/state", func(s string) bool { return s == "LOCKED" }, 10*time.Second)
+
+	since := time.Now()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-p.waited:
+		p.waited <- err
+		if err != nil {
+			t.Errorf("exit after SIGTERM: %v", err)
+		}
+		if took := time.Since(since); took > 5*time.Second {
+			t.Errorf("took %s to exit", took)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("still running 5 s after SIGTERM")
+	}
+	rec.WaitForAfter(t, since, avail, func(s string) bool { return s == "offline" }, 2*time.Second)
+	// Retained: a subscriber arriving later sees the bridge offline.
+	late := broker.Subscribe(t, avail)
+	m := late.WaitFor(t, avail, nil, 2*time.Second)
+	if !m.Retained || m.Payload != "offline" {
+		t.Errorf("availability after shutdown: %+v", m)
+	}
+}
+
+func TestKilledBridgeGoesOfflineThroughItsWill(t *testing.T) {
+	broker := mosquittotest.Start(t)
+	fake := newFake(t)
+	rec := broker.Subscribe(t, avail)
+	p := startProc(t, bridgeEnv(t, broker, fake))
+	rec.WaitFor(t, avail, func(s string) bool { return s == "online" }, 10*time.Second)
+	since := time.Now()
+	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	rec.WaitForAfter(t, since, avail, func(s string) bool { return s == "offline" }, 10*time.Second)
+	late := broker.Subscribe(t, avail)
+	if m := late.WaitFor(t, avail, nil, 2*time.Second); !m.Retained || m.Payload != "offline" {
+		t.Errorf("the will must be retained: %+v", m)
+	}
+}
+
+func freePort(t testing.TB) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// TestDemo runs -demo as a newcomer would, with nothing else: the simulated
+// lock and the embedded broker, then commands it over MQTT.
+func TestDemo(t *testing.T) {
+	addr := freePort(t)
+	p := startProc(t, cleanEnv(t), "-demo", "-demo-listen", addr)
+
+	var client paho.Client
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		client = paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + addr).SetClientID("demo-test"))
+		tok := client.Connect()
+		if tok.WaitTimeout(2*time.Second) && tok.Error() == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("demo broker never accepted a connection; stderr:\n%s", p.stderr.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	defer client.Disconnect(100)
+
+	id := strings.ToLower(strings.ReplaceAll(demoUUID, "-", ""))
+	states := make(chan string, 64)
+	tok := client.Subscribe("sesame2mqtt/"+id+"/state", 1, func(_ paho.Client, m paho.Message) { states <- string(m.Payload()) })
+	if !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("subscribe: %v", tok.Error())
+	}
+	waitState := func(want string) {
+		t.Helper()
+		timeout := time.After(15 * time.Second)
+		for {
+			select {
+			case s := <-states:
+				if s == want {
+					return
+				}
+			case <-timeout:
+				t.Fatalf("demo lock never reported %s; stderr:\n%s", want, p.stderr.String())
+			}
+		}
+	}
+	waitState("LOCKED")
+	pub := client.Publish("sesame2mqtt/"+id+"/set", 1, false, "UNLOCK")
+	if !pub.WaitTimeout(5*time.Second) || pub.Error() != nil {
+		t.Fatalf("publish: %v", pub.Error())
+	}
+	waitState("UNLOCKED")
+
+	out := p.stdout.String()
+	for _, want := range []string{"mosquitto_sub", "mosquitto_pub", "sesame2mqtt/" + id + "/set", "UNLOCK"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("demo instructions lack %q:\n%s", want, out)
+		}
+	}
+}
+
+// BenchmarkIdleRSS reports the resident memory of the running binary once it
+// has connected, read its lock and settled.
+func BenchmarkIdleRSS(b *testing.B) {
+	broker := mosquittotest.Start(b)
+	fake := newFake(b)
+	rec := broker.Subscribe(b, "sesame2mqtt/#")
+	var worst float64
+	for i := 0; i < b.N; i++ {
+		p := startProc(b, bridgeEnv(b, broker, fake))
+		rec.WaitForAfter(b, time.Now().Add(-time.Second), "sesame2mqtt/"+lockID+"/state", nil, 10*time.Second)
+		time.Sleep(3 * time.Second)
+		rss, err := vmRSS(p.cmd.Process.Pid)
+		if err != nil {
+			b.Fatal(err)
+		}
+		worst = max(worst, rss)
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		<-p.waited
+		p.waited <- nil
+	}
+	b.ReportMetric(worst, "idle-RSS-MiB")
+	b.ReportMetric(0, "ns/op")
+}
+
+func vmRSS(pid int) (float64, error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		if rest, ok := strings.CutPrefix(s.Text(), "VmRSS:"); ok {
+			kb, err := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")))
+			if err != nil {
+				return 0, err
+			}
+			return float64(kb) / 1024, nil
+		}
+	}
+	return 0, fmt.Errorf("no VmRSS for pid %d", pid)
+}
+

@@ -1,0 +1,65 @@
+package bridge_test
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/sesame2mqtt/sesame2mqtt/pkg/mqtt/mosquittotest"
+	"github.com/sesame2mqtt/sesame2mqtt/pkg/sesame/sesametest"
+)
+
+// BenchmarkCommandToSignedPOST measures Home Assistant's command to the
+// signed request at the cloud: a publish on a real Mosquitto, through the
+// bridge's MQTT client, worker, signing and HTTP client, to the arrival of
+// the POST at the fake. It reports the median and the 99th percentile.
+func BenchmarkCommandToSignedPOST(b *testing.B) {
+	broker := mosquittotest.Start(b)
+	fake := newFake(b)
+	fake.SetMoveDelay(0)
+	ha := broker.Subscribe(b, topics.Base+"/#")
+	startStack(b, broker, fake, b.TempDir())
+	ha.WaitFor(b, topics.LockState(lockID), is("LOCKED"), 10*time.Second)
+	arrivals := fake.Notify()
+	drain := func() {
+		for {
+			select {
+			case <-arrivals:
+			default:
+				return
+			}
+		}
+	}
+
+	lat := make([]time.Duration, 0, b.N)
+	cmds := []string{"UNLOCK", "LOCK"}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		drain()
+		start := time.Now()
+		broker.Publish(b, topics.LockCommand(lockID), cmds[i%2], false)
+		var req sesametest.Request
+		for req.Method != "POST" {
+			select {
+			case req = <-arrivals:
+			case <-time.After(5 * time.Second):
+				b.Fatalf("no POST within 5 s for command %d", i)
+			}
+		}
+		if !req.SignValid {
+			b.Fatalf("request %d: invalid signature", i)
+		}
+		lat = append(lat, req.Time.Sub(start))
+		// Let the confirmation read happen outside the measurement, as it
+		// would between two real commands.
+		b.StopTimer()
+		time.Sleep(2 * time.Millisecond)
+		b.StartTimer()
+	}
+	b.StopTimer()
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "median-ms")
+	b.ReportMetric(float64(lat[(len(lat)*99)/100].Microseconds())/1000, "p99-ms")
+	b.ReportMetric(0, "ns/op")
+}
+

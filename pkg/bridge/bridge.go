@@ -1,0 +1,345 @@
+// Package bridge runs the loops that make Sesame locks Home Assistant
+// devices: one worker per lock that owns the lock's state and its commands,
+// a background poller that spends the month's request budget evenly, and the
+// handlers that turn MQTT messages into work without ever blocking.
+package bridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/sesame2mqtt/sesame2mqtt/pkg/budget"
+	"github.com/sesame2mqtt/sesame2mqtt/pkg/hass"
+	"github.com/sesame2mqtt/sesame2mqtt/pkg/mqtt"
+	"github.com/sesame2mqtt/sesame2mqtt/pkg/sesame"
+)
+
+// Cloud is what the bridge needs of the Sesame Web API.
+type Cloud interface {
+	Status(ctx context.Context, uuid string) (sesame.Status, error)
+	Command(ctx context.Context, uuid string, secret sesame.Secret, cmd sesame.Cmd, tag string) error
+}
+
+// Publisher hands a message to MQTT without blocking.
+type Publisher interface {
+	Publish(topic string, qos byte, retained bool, payload []byte)
+}
+
+// Budget is the month's request allowance.
+type Budget interface {
+	PollInterval() (time.Duration, bool)
+	Usage() budget.Usage
+	Changed() <-chan struct{}
+}
+
+// Lock is one configured lock.
+type Lock struct {
+	ID     string // stable id used in topics
+	UUID   string
+	Name   string
+	Secret sesame.Secret
+}
+
+// Timing holds the durations the bridge waits for. Zero fields take the
+// defaults of DefaultTiming.
+type Timing struct {
+	// Freshness is how long a command may wait, from its arrival to the end
+	// of its last attempt to reach the cloud. Older commands are dropped.
+	Freshness time.Duration
+	// ConfirmAt are the read-backs after a command was accepted, measured
+	// from the acceptance.
+	ConfirmAt []time.Duration
+	// StatusTimeout bounds one status read.
+	StatusTimeout time.Duration
+	// BudgetRecheck is how often a spent budget is looked at again.
+	BudgetRecheck time.Duration
+}
+
+// DefaultTiming: the cloud needs about 2.5 s to report a move; a lock that
+// has not arrived after 15 s is not going to.
+var DefaultTiming = Timing{
+	Freshness:     10 * time.Second,
+	ConfirmAt:     []time.Duration{2500 * time.Millisecond, 5 * time.Second, 9 * time.Second, 15 * time.Second},
+	StatusTimeout: 8 * time.Second,
+	BudgetRecheck: 10 * time.Minute,
+}
+
+func (t Timing) withDefaults() Timing {
+	if t.Freshness <= 0 {
+		t.Freshness = DefaultTiming.Freshness
+	}
+	if len(t.ConfirmAt) == 0 {
+		t.ConfirmAt = DefaultTiming.ConfirmAt
+	}
+	if t.StatusTimeout <= 0 {
+		t.StatusTimeout = DefaultTiming.StatusTimeout
+	}
+	if t.BudgetRecheck <= 0 {
+		t.BudgetRecheck = DefaultTiming.BudgetRecheck
+	}
+	return t
+}
+
+// Options are the bridge's dependencies.
+type Options struct {
+	Locks     []Lock
+	Topics    hass.Topics
+	Version   string
+	Cloud     Cloud
+	Publisher Publisher
+	Budget    Budget
+	Logger    *slog.Logger
+	Timing    Timing
+}
+
+// SourceHA is the history tag of commands that come from Home Assistant.
+const SourceHA = "Home Assistant"
+
+// Bridge ties the locks to MQTT.
+type Bridge struct {
+	topics    hass.Topics
+	discovery hass.Discovery
+	cloud     Cloud
+	pub       Publisher
+	budget    Budget
+	log       *slog.Logger
+	timing    Timing
+
+	workers []*worker
+	byID    map[string]*worker
+	known   map[string]bool // lock device ids we publish discovery for
+}
+
+// New checks the options and builds the bridge; nothing runs until Run.
+func New(o Options) (*Bridge, error) {
+	var errs []error
+	if len(o.Locks) == 0 {
+		errs = append(errs, errors.New("no locks"))
+	}
+	if o.Cloud == nil || o.Publisher == nil || o.Budget == nil {
+		errs = append(errs, errors.New("cloud, publisher and budget are required"))
+	}
+	if o.Topics.Base == "" || o.Topics.Prefix == "" {
+		errs = append(errs, errors.New("base topic and discovery prefix are required"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("bridge: %w", err)
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	b := &Bridge{
+		topics:    o.Topics,
+		discovery: hass.Discovery{Topics: o.Topics, Version: o.Version},
+		cloud:     o.Cloud,
+		pub:       o.Publisher,
+		budget:    o.Budget,
+		log:       log,
+		timing:    o.Timing.withDefaults(),
+		byID:      make(map[string]*worker, len(o.Locks)),
+		known:     make(map[string]bool, len(o.Locks)),
+	}
+	for _, l := range o.Locks {
+		if _, dup := b.byID[l.ID]; dup {
+			return nil, fmt.Errorf("bridge: lock %s configured twice", l.UUID)
+		}
+		w := newWorker(b, l)
+		b.workers = append(b.workers, w)
+		b.byID[l.ID] = w
+		b.known[hass.LockDeviceID(l.ID)] = true
+	}
+	return b, nil
+}
+
+// Subscriptions are the topic filters the MQTT client must subscribe to on
+// every connect.
+func (b *Bridge) Subscriptions() []string { return Subscriptions(b.topics) }
+
+// OnConnect announces the bridge after each (re)connect: availability,
+// discovery, and every state already known (the broker may have lost its
+// retained messages).
+func (b *Bridge) OnConnect() {
+	b.pub.Publish(b.topics.Availability(), 1, true, []byte("online"))
+	b.announce()
+}
+
+// announce publishes discovery documents, known states and the usage.
+func (b *Bridge) announce() {
+	b.pub.Publish(b.topics.DeviceConfig(b.discovery.BridgeDeviceID()), 1, true, hass.Marshal(b.discovery.BridgeConfig()))
+	for _, w := range b.workers {
+		b.pub.Publish(b.topics.DeviceConfig(hass.LockDeviceID(w.lock.ID)), 1, true,
+			hass.Marshal(b.discovery.LockConfig(hass.Lock{ID: w.lock.ID, UUID: w.lock.UUID, Name: w.lock.Name})))
+	}
+	for _, w := range b.workers {
+		w.republish()
+	}
+	b.publishUsage()
+}
+
+// HandleMessage routes one MQTT message. It never blocks: commands go to the
+// lock's worker through a one-slot mailbox.
+func (b *Bridge) HandleMessage(m mqtt.Message) {
+	switch {
+	case m.Topic == b.topics.HAStatus():
+		// HA's birth message is not retained; a retained "online" is an old
+		// copy that arrives with our own subscribe, right after we announced.
+		if string(m.Payload) == "online" && !m.Retained {
+			b.log.Info("Home Assistant came online; publishing discovery again")
+			b.announce()
+		}
+		return
+	case strings.HasPrefix(m.Topic, b.topics.Prefix+"/device/"):
+		b.clearStale(m)
+		return
+	}
+	id, kind, ok := b.topics.ParseCommandTopic(m.Topic)
+	if !ok {
+		b.log.Warn("ignoring message on an unexpected topic", "topic", m.Topic)
+		return
+	}
+	w := b.byID[id]
+	if w == nil {
+		b.log.Warn("ignoring command for a lock that is not configured", "topic", m.Topic)
+		return
+	}
+	if m.Retained {
+		if len(m.Payload) == 0 {
+			return
+		}
+		// A retained command is an old command: obeying it after a restart
+		// would open the door for nobody. Clear it so it stops coming back.
+		w.log.Warn("ignoring retained command and clearing it from the broker; commands must not be retained", "topic", m.Topic)
+		b.pub.Publish(m.Topic, 1, true, nil)
+		return
+	}
+	if len(m.Payload) == 0 {
+		// What clearing a retained command sends to live subscribers.
+		w.log.Debug("ignoring empty payload", "topic", m.Topic)
+		return
+	}
+	if m.Duplicate {
+		w.log.Warn("ignoring redelivered command (MQTT DUP flag): it may have been acted on already", "topic", m.Topic)
+		return
+	}
+	action, err := hass.ParseCommand(kind, m.Payload)
+	if err != nil {
+		w.log.Warn("ignoring command", "topic", m.Topic, "err", err)
+		return
+	}
+	if action == hass.ActionRefresh {
+		w.requestRead(readRefresh)
+		return
+	}
+	w.submit(action, SourceHA, time.Now())
+}
+
+// clearStale removes the discovery (and retained topics) of a lock that this
+// bridge published once but that is no longer configured.
+func (b *Bridge) clearStale(m mqtt.Message) {
+	devID, ok := b.topics.DeviceIDFromConfigTopic(m.Topic)
+	if !ok || !m.Retained || len(m.Payload) == 0 || b.known[devID] || devID == b.discovery.BridgeDeviceID() {
+		return
+	}
+	lockID, isLock := strings.CutPrefix(devID, "sesame_")
+	if !isLock || !hass.OwnedBy(m.Payload, b.topics.Availability()) {
+		return
+	}
+	b.log.Info("removing a lock that is no longer configured from Home Assistant", "device", devID)
+	b.pub.Publish(m.Topic, 1, true, nil)
+	b.pub.Publish(b.topics.LockState(lockID), 1, true, nil)
+	b.pub.Publish(b.topics.LockStatus(lockID), 1, true, nil)
+}
+
+// Run runs the workers, the background poller and the usage publisher until
+// ctx is done.
+func (b *Bridge) Run(ctx context.Context) error {
+	g, ctx := errgroup.WithContext(ctx)
+	for _, w := range b.workers {
+		g.Go(func() error { w.run(ctx); return nil })
+	}
+	g.Go(func() error { b.poll(ctx); return nil })
+	g.Go(func() error { b.watchUsage(ctx); return nil })
+	return g.Wait()
+}
+
+// poll reads each lock once at start, then one lock at a time (the one read
+// longest ago) at the interval the budget allows.
+func (b *Bridge) poll(ctx context.Context) {
+	if _, ok := b.budget.PollInterval(); ok {
+		for _, w := range b.workers {
+			w.requestRead(readBackground)
+		}
+	} else {
+		b.log.Warn("monthly Web API budget spent: no status reads until next month; commands still work")
+	}
+	for {
+		wait, ok := b.budget.PollInterval()
+		if !ok {
+			wait = b.timing.BudgetRecheck
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		if _, ok := b.budget.PollInterval(); !ok {
+			continue
+		}
+		b.stalest().requestRead(readBackground)
+	}
+}
+
+// stalest is the worker whose lock was read longest ago.
+func (b *Bridge) stalest() *worker {
+	best := b.workers[0]
+	for _, w := range b.workers[1:] {
+		if w.lastRead.Load() < best.lastRead.Load() {
+			best = w
+		}
+	}
+	return best
+}
+
+func (b *Bridge) watchUsage(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-b.budget.Changed():
+			b.publishUsage()
+		}
+	}
+}
+
+func (b *Bridge) publishUsage() {
+	u := b.budget.Usage()
+	p := hass.Usage{Month: u.Month, Used: u.Used, Budget: u.Budget, Reserve: u.Reserve, Remaining: u.Remaining, BackgroundReads: "stopped"}
+	if d, ok := b.budget.PollInterval(); ok {
+		p.BackgroundReads = "active"
+		p.PollIntervalS = int(d.Round(time.Second) / time.Second)
+	}
+	b.publishJSON(b.topics.Usage(), true, p)
+}
+
+func (b *Bridge) publishJSON(topic string, retained bool, v any) {
+	payload, err := hass.JSON(v)
+	if err != nil {
+		b.log.Error("cannot encode payload", "topic", topic, "err", err)
+		return
+	}
+	b.pub.Publish(topic, 1, retained, payload)
+}
+
+// Subscriptions are the topic filters a bridge with these topics listens to.
+func Subscriptions(t hass.Topics) []string {
+	return append(t.CommandFilters(), t.HAStatus(), t.DeviceConfigFilter())
+}

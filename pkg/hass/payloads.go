@@ -1,0 +1,186 @@
+package hass
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+)
+
+// LockState is a payload on a lock's state topic.
+type LockState string
+
+// The lock entity's states. Reset makes HA show "unknown" (its payload_reset
+// default): for a lock stopped between its end positions, or one never read.
+const (
+	Locked    LockState = "LOCKED"
+	Unlocked  LockState = "UNLOCKED"
+	Locking   LockState = "LOCKING"
+	Unlocking LockState = "UNLOCKING"
+	Jammed    LockState = "JAMMED"
+	Reset     LockState = "None"
+)
+
+// Command payloads accepted on the command topics: exact bytes only.
+const (
+	PayloadLock   = "LOCK"
+	PayloadUnlock = "UNLOCK"
+	PayloadPress  = "PRESS"
+)
+
+// Action is what a command asks of a lock.
+type Action int
+
+// Actions. ActionToggle is resolved to lock or unlock from the confirmed
+// state before anything is sent.
+const (
+	ActionNone Action = iota
+	ActionLock
+	ActionUnlock
+	ActionToggle
+	ActionRefresh
+)
+
+// String names the action as the result messages do.
+func (a Action) String() string {
+	switch a {
+	case ActionLock:
+		return "lock"
+	case ActionUnlock:
+		return "unlock"
+	case ActionToggle:
+		return "toggle"
+	case ActionRefresh:
+		return "refresh"
+	}
+	return "none"
+}
+
+// ErrBadPayload is wrapped by every parse error below.
+var ErrBadPayload = errors.New("unexpected payload")
+
+// ParseCommand turns a message on a command topic into an action. Only the
+// exact payloads are accepted (no trimming, no case folding): LOCK or UNLOCK
+// on the set topic, PRESS on the toggle and refresh topics.
+func ParseCommand(kind CommandKind, payload []byte) (Action, error) {
+	p := string(payload)
+	switch kind {
+	case TopicSet:
+		switch p {
+		case PayloadLock:
+			return ActionLock, nil
+		case PayloadUnlock:
+			return ActionUnlock, nil
+		}
+		return ActionNone, fmt.Errorf("%w: want %s or %s (%s)", ErrBadPayload, PayloadLock, PayloadUnlock, describe(payload))
+	case TopicToggle, TopicRefresh:
+		if p == PayloadPress {
+			if kind == TopicToggle {
+				return ActionToggle, nil
+			}
+			return ActionRefresh, nil
+		}
+		return ActionNone, fmt.Errorf("%w: want %s (%s)", ErrBadPayload, PayloadPress, describe(payload))
+	}
+	return ActionNone, fmt.Errorf("%w: not a command topic", ErrBadPayload)
+}
+
+// describe says what a rejected payload was without echoing arbitrary bytes
+// into the log: short printable payloads are quoted, others only measured.
+func describe(p []byte) string {
+	if len(p) == 0 {
+		return "empty payload"
+	}
+	if len(p) <= 16 {
+		printable := true
+		for _, c := range p {
+			if c < 0x20 || c > 0x7e {
+				printable = false
+				break
+			}
+		}
+		if printable {
+			return fmt.Sprintf("got %q", p)
+		}
+	}
+	return fmt.Sprintf("got %d bytes", len(p))
+}
+
+// Status is the JSON published on a lock's status topic: the last status
+// read back from the cloud. Hub is "ON"/"OFF", or null when the cloud does
+// not say (HA then shows the connectivity as unknown).
+type Status struct {
+	Battery      int     `json:"battery"`
+	Voltage      float64 `json:"voltage"`
+	Position     int     `json:"position"`
+	Hub          *string `json:"hub"`
+	SesameStatus string  `json:"sesame_status"`
+	ReportedAt   string  `json:"reported_at,omitempty"` // the lock's own timestamp, RFC 3339 UTC
+	ReadAt       string  `json:"read_at"`               // when the bridge read it, RFC 3339 UTC
+}
+
+// NewStatus fills a Status; hub nil means unknown.
+func NewStatus(battery int, voltage float64, position int, hub *bool, sesameStatus string, reported, read time.Time) Status {
+	s := Status{
+		Battery:      battery,
+		Voltage:      finite(math.Round(voltage*1000) / 1000),
+		Position:     position,
+		SesameStatus: sesameStatus,
+		ReadAt:       read.UTC().Format(time.RFC3339),
+	}
+	if !reported.IsZero() {
+		s.ReportedAt = reported.UTC().Format(time.RFC3339)
+	}
+	if hub != nil {
+		v := "OFF"
+		if *hub {
+			v = "ON"
+		}
+		s.Hub = &v
+	}
+	return s
+}
+
+// Result outcomes.
+const (
+	ResultSuccess = "success"
+	ResultFailed  = "failed"
+	ResultJammed  = "jammed"
+)
+
+// Result is the non-retained message that ends every command.
+type Result struct {
+	Command string `json:"command"`
+	Result  string `json:"result"`
+	Detail  string `json:"detail,omitempty"`
+	Source  string `json:"source,omitempty"`
+}
+
+// Usage is the JSON on the bridge's API usage topic.
+type Usage struct {
+	Month           string `json:"month"`
+	Used            int    `json:"used"`
+	Budget          int    `json:"budget"`
+	Reserve         int    `json:"reserve"`
+	Remaining       int    `json:"remaining"`
+	BackgroundReads string `json:"background_reads"` // "active" or "stopped"
+	PollIntervalS   int    `json:"poll_interval_s,omitempty"`
+}
+
+// JSON encodes one of the payload types above.
+func JSON(v any) ([]byte, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("encode %T: %w", v, err)
+	}
+	return b, nil
+}
+
+// finite maps NaN and infinities (which JSON cannot carry) to 0.
+func finite(f float64) float64 {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return 0
+	}
+	return f
+}

@@ -1,0 +1,662 @@
+// Package mqtt is a small wrapper around the Eclipse paho MQTT v3.1.1 client
+// that enforces the rules a long-running bridge needs:
+//
+//   - every wait on a paho token is bounded (paho's Token.Wait can block
+//     forever);
+//   - subscriptions are made after every (re)connect, so they survive a broker
+//     restart even with a clean session;
+//   - paho's message handler never blocks: messages are handed to a bounded
+//     queue and OnMessage runs on a goroutine owned by Run;
+//   - the last will (retained, QoS 1) is also published explicitly on a clean
+//     shutdown, because a broker discards the will when a client disconnects
+//     properly;
+//   - Publish never blocks the caller and never waits for a PUBACK in the
+//     caller's path (Mosquitto without TCP_NODELAY adds ~40 ms to every
+//     waited QoS 1 publish);
+//   - queues are bounded and every goroutine Run starts stops with its context.
+package mqtt
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/eclipse/paho.mqtt.golang/packets"
+)
+
+// Defaults and fixed bounds.
+const (
+	DefaultTimeout    = 5 * time.Second
+	DefaultOutboxSize = 512
+
+	inboxSize            = 256              // messages waiting for OnMessage
+	eventQueueSize       = 16               // connect / connection-lost notifications
+	drainTimeout         = time.Second      // how long shutdown keeps handing queued publishes to paho
+	disconnectQuiesceMS  = 250              // paho Disconnect quiesce, milliseconds
+	keepAlive            = 30 * time.Second // MQTT keep-alive
+	maxReconnectInterval = 30 * time.Second // cap of both our connect backoff and paho's reconnect backoff
+	minConnectBackoff    = time.Second
+	subscribeRetryMin    = 500 * time.Millisecond
+	subscribeRetryMax    = 5 * time.Second
+)
+
+// ErrNotConnected is returned by PublishWait when there is no open connection
+// to the broker (or the client is shutting down).
+var ErrNotConnected = errors.New("mqtt: not connected")
+
+var errTimeout = errors.New("timed out")
+
+// Message is one message received on a subscribed topic filter.
+type Message struct {
+	Topic     string
+	Payload   []byte
+	QoS       byte
+	Retained  bool
+	Duplicate bool
+}
+
+// Options configure a Client. URL is required; everything else has a usable
+// zero value.
+type Options struct {
+	URL      string // tcp://, ssl://, ws://, wss:// (also mqtt://, mqtts://, tls://)
+	Username string
+	Password string // never logged
+	ClientID string // "" -> "sesame2mqtt-" + 8 random hex
+
+	WillTopic   string // retained QoS 1 last will; also published on clean shutdown
+	WillPayload string // e.g. "offline"
+
+	// Subscriptions are topic filters, subscribed at QoS 1 after every
+	// (re)connect.
+	Subscriptions []string
+	// OnMessage is called for every message on those filters, one at a time
+	// and in arrival order, on a goroutine owned by Run. It should return
+	// quickly: while it runs, further messages wait in a bounded queue and are
+	// dropped (with a log line) when that queue is full.
+	OnMessage func(Message)
+	// OnConnect is called after each successful (re)connect, once the
+	// subscriptions are acknowledged, on a goroutine owned by Run. Run waits
+	// for it to return before it publishes the will at shutdown.
+	OnConnect func()
+	// OnConnectionLost is called (on the same goroutine as OnConnect) when an
+	// established connection drops. Optional.
+	OnConnectionLost func(error)
+
+	Timeout    time.Duration // bound on every token wait; default 5s
+	OutboxSize int           // bound on queued publishes; default 512
+	Logger     *slog.Logger  // nil -> discard
+	TLSConfig  *tls.Config   // optional, for ssl/tls/mqtts/wss
+}
+
+// Client is a connection to one MQTT broker. Create it with New, then call Run
+// once. Publish, PublishWait and Connected are safe for concurrent use, also
+// before Run and after it returned.
+type Client struct {
+	opts   Options
+	broker string // URL with any password redacted, for logs
+	log    *slog.Logger
+	pc     paho.Client
+	isOpen func() bool // reports an open connection; pc.IsConnectionOpen except in tests
+
+	outbox chan outMsg
+	inbox  chan Message
+	events chan event
+	done   chan struct{} // closed when Run returns
+
+	// pubMu orders PublishWait and the outbox against shutdown: once closing
+	// is set under the write lock, nothing new reaches paho ahead of the will.
+	pubMu        sync.RWMutex
+	closing      atomic.Bool
+	started      atomic.Bool
+	reconnecting atomic.Bool // paho's auto-reconnect is running (for logging)
+}
+
+type outMsg struct {
+	topic    string
+	qos      byte
+	retained bool
+	payload  []byte
+}
+
+type inflight struct {
+	topic    string
+	tok      paho.Token
+	deadline time.Time
+}
+
+// event is a connection state change reported by paho's callbacks.
+type event struct {
+	lost bool
+	err  error
+}
+
+// New checks o and builds a Client. It does not connect.
+func New(o Options) (*Client, error) {
+	u, err := parseBrokerURL(o.URL)
+	if err != nil {
+		return nil, fmt.Errorf("mqtt options: %w", err)
+	}
+	if o.Timeout < 0 {
+		return nil, fmt.Errorf("mqtt options: negative timeout %s", o.Timeout)
+	}
+	if o.Timeout == 0 {
+		o.Timeout = DefaultTimeout
+	}
+	if o.OutboxSize < 0 {
+		return nil, fmt.Errorf("mqtt options: negative outbox size %d", o.OutboxSize)
+	}
+	if o.OutboxSize == 0 {
+		o.OutboxSize = DefaultOutboxSize
+	}
+	if o.WillTopic != "" {
+		if err := validateTopicName(o.WillTopic); err != nil {
+			return nil, fmt.Errorf("mqtt options: will topic %q: %w", o.WillTopic, err)
+		}
+	}
+	o.Subscriptions = append([]string(nil), o.Subscriptions...)
+	for _, f := range o.Subscriptions {
+		if err := validateTopicFilter(f); err != nil {
+			return nil, fmt.Errorf("mqtt options: subscription: %w", err)
+		}
+	}
+	if o.ClientID == "" {
+		var b [4]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return nil, fmt.Errorf("mqtt options: random client id: %w", err)
+		}
+		o.ClientID = "sesame2mqtt-" + hex.EncodeToString(b[:])
+	}
+	if len(o.ClientID) > 65535 {
+		return nil, errors.New("mqtt options: client id too long")
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+
+	c := &Client{
+		opts:   o,
+		broker: u.Redacted(),
+		log:    o.Logger,
+		outbox: make(chan outMsg, o.OutboxSize),
+		inbox:  make(chan Message, inboxSize),
+		events: make(chan event, eventQueueSize),
+		done:   make(chan struct{}),
+	}
+
+	po := paho.NewClientOptions().
+		AddBroker(u.String()).
+		SetClientID(o.ClientID).
+		SetUsername(o.Username).
+		SetPassword(o.Password).
+		SetProtocolVersion(4). // no silent second attempt with MQTT 3.1 after a refusal
+		// A clean session: after a reconnect the broker holds no stale
+		// commands for us, and OnConnect re-publishes the current state.
+		SetCleanSession(true).
+		SetResumeSubs(false).
+		// We connect the first time ourselves (see connect), so that the
+		// retry is cancellable and logged. After the first success paho's
+		// auto-reconnect takes over, with its own capped backoff.
+		SetConnectRetry(false).
+		SetAutoReconnect(true).
+		SetMaxReconnectInterval(maxReconnectInterval).
+		SetConnectTimeout(o.Timeout).
+		SetWriteTimeout(o.Timeout). // bounds paho's hand-over of a publish/subscribe to its writer
+		SetKeepAlive(keepAlive).
+		SetPingTimeout(o.Timeout).
+		// Ordered delivery is kept (the paho default): our handler only
+		// copies the message into a bounded queue and never blocks, so
+		// ordering costs nothing, and commands such as LOCK then UNLOCK
+		// reach OnMessage in the order the broker sent them. With
+		// OrderMatters(false) paho would start a goroutine per message and
+		// lose that order.
+		SetOrderMatters(true).
+		// Subscriptions are made with a nil callback, so every message goes
+		// to this one handler exactly once, even if filters overlap.
+		SetDefaultPublishHandler(c.handleMessage).
+		SetOnConnectHandler(func(paho.Client) { c.notify(event{}) }).
+		SetConnectionLostHandler(func(_ paho.Client, err error) { c.notify(event{lost: true, err: err}) }).
+		SetConnectionNotificationHandler(c.connectionNotification)
+	if o.WillTopic != "" {
+		po.SetWill(o.WillTopic, o.WillPayload, 1, true)
+	}
+	if o.TLSConfig != nil {
+		po.SetTLSConfig(o.TLSConfig.Clone())
+	}
+	c.pc = paho.NewClient(po)
+	c.isOpen = c.pc.IsConnectionOpen
+	return c, nil
+}
+
+// Connected reports whether a connection to the broker is open right now.
+func (c *Client) Connected() bool {
+	return !c.closing.Load() && c.isOpen()
+}
+
+// Publish queues a message and returns at once. When the client is not
+// connected, is shutting down, or the outbox is full, the message is dropped
+// with a warning naming the topic (never the payload): the application
+// re-publishes its state from OnConnect. Queued messages go to the broker in
+// the order of the Publish calls. Delivery failures are logged, not returned.
+// The payload is copied.
+func (c *Client) Publish(topic string, qos byte, retained bool, payload []byte) {
+	if err := checkPublish(topic, qos); err != nil {
+		c.log.Warn("mqtt publish dropped: invalid", "topic", topic, "err", err)
+		return
+	}
+	c.pubMu.RLock()
+	defer c.pubMu.RUnlock()
+	if c.closing.Load() {
+		c.log.Warn("mqtt publish dropped: shutting down", "topic", topic)
+		return
+	}
+	if !c.isOpen() {
+		c.log.Warn("mqtt publish dropped: not connected", "topic", topic)
+		return
+	}
+	select {
+	case c.outbox <- outMsg{topic: topic, qos: qos, retained: retained, payload: bytes.Clone(payload)}:
+	default:
+		c.log.Warn("mqtt publish dropped: outbox full", "topic", topic, "outbox_size", cap(c.outbox))
+	}
+}
+
+// PublishWait publishes directly (bypassing the outbox, so it is not ordered
+// with respect to queued Publish calls) and waits until the broker has
+// acknowledged it (QoS 1/2) or paho has written it (QoS 0), bounded by ctx and
+// Timeout. It returns an error wrapping ErrNotConnected when there is no open
+// connection. Do not use it between receiving a command and acting on it.
+func (c *Client) PublishWait(ctx context.Context, topic string, qos byte, retained bool, payload []byte) error {
+	if err := checkPublish(topic, qos); err != nil {
+		return fmt.Errorf("mqtt publish %q: %w", topic, err)
+	}
+	c.pubMu.RLock()
+	if c.closing.Load() || !c.isOpen() {
+		c.pubMu.RUnlock()
+		return fmt.Errorf("mqtt publish %q: %w", topic, ErrNotConnected)
+	}
+	tok := c.pc.Publish(topic, qos, retained, bytes.Clone(payload))
+	c.pubMu.RUnlock()
+	if err := waitCtx(ctx, tok, c.opts.Timeout); err != nil {
+		return fmt.Errorf("mqtt publish %q: %w", topic, err)
+	}
+	return nil
+}
+
+func checkPublish(topic string, qos byte) error {
+	if err := validateTopicName(topic); err != nil {
+		return err
+	}
+	if qos > 2 {
+		return fmt.Errorf("invalid QoS %d", qos)
+	}
+	return nil
+}
+
+// Run connects to the broker, retrying with a capped backoff until it succeeds
+// or ctx is done (after the first success paho reconnects by itself), serves
+// the outbox, subscriptions and callbacks, and blocks until ctx is done. Then
+// it hands what is still queued to paho (for at most about a second),
+// publishes WillPayload retained at QoS 1 on WillTopic and waits for it
+// (bounded by Timeout), disconnects and returns nil. It returns an error only
+// when it can never work, such as a second call.
+func (c *Client) Run(ctx context.Context) error {
+	if !c.started.CompareAndSwap(false, true) {
+		return errors.New("mqtt: Run called more than once")
+	}
+	defer close(c.done)
+
+	// Token waits must outlive ctx during shutdown; they are cut short by
+	// stopAcks after the final Disconnect.
+	ackCtx, stopAcks := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopAcks()
+	pending := make(chan inflight, c.opts.OutboxSize)
+	stopOutbox := make(chan struct{})
+	outboxDone := make(chan struct{})
+	acksDone := make(chan struct{})
+	eventsDone := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() { defer close(outboxDone); c.runOutbox(stopOutbox, pending) })
+	wg.Go(func() { defer close(acksDone); c.runAcks(ackCtx, pending) })
+	wg.Go(func() { defer close(eventsDone); c.runEvents(ctx) })
+	wg.Go(func() { c.runInbox(ctx) })
+
+	c.log.Info("mqtt connecting", "broker", c.broker, "client_id", c.opts.ClientID)
+	c.connect(ctx)
+	<-ctx.Done()
+
+	c.log.Info("mqtt shutting down", "broker", c.broker)
+	c.pubMu.Lock()
+	c.closing.Store(true)
+	c.pubMu.Unlock()
+	close(stopOutbox)
+	<-outboxDone // drains for at most drainTimeout (+ one paho hand-over)
+
+	// OnConnect may still be publishing "online"; let it finish so that the
+	// will is the last word.
+	waitLogged(c.log, eventsDone, c.opts.Timeout, "mqtt shutdown waiting for OnConnect/OnConnectionLost to return")
+
+	c.publishWill()
+	c.pc.Disconnect(disconnectQuiesceMS)
+	stopAcks()
+	wg.Wait()
+	c.log.Info("mqtt stopped", "broker", c.broker)
+	return nil
+}
+
+// connect makes the first connection, retrying until it succeeds or ctx is
+// done. paho's own ConnectRetry sleeps with time.Sleep at a fixed interval and
+// cannot be cancelled, so the loop is ours.
+func (c *Client) connect(ctx context.Context) {
+	bo := backoff{min: minConnectBackoff, max: maxReconnectInterval}
+	// paho bounds dial plus handshake by ConnectTimeout; allow one Timeout more.
+	bound := 2 * c.opts.Timeout
+	for attempt := 1; ; attempt++ {
+		err := waitCtx(ctx, c.pc.Connect(), bound)
+		if err == nil {
+			return // from here on paho's auto-reconnect keeps the connection up
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		d := bo.delay()
+		level := slog.LevelWarn
+		if isAuthError(err) {
+			level = slog.LevelError // fixable only outside: keep retrying, but say it loudly
+		}
+		c.log.Log(ctx, level, "mqtt connect failed", "broker", c.broker, "attempt", attempt, "retry_in", d.Round(time.Millisecond), "err", err)
+		if !sleep(ctx, d) {
+			return
+		}
+	}
+}
+
+func isAuthError(err error) bool {
+	return errors.Is(err, packets.ErrorRefusedBadUsernameOrPassword) || errors.Is(err, packets.ErrorRefusedNotAuthorised)
+}
+
+// notify is called on paho's goroutines. A connect event must not be lost (it
+// triggers the subscriptions), so it waits for room in the queue, but no
+// longer than Run lives; a connection-lost event is only a notification and
+// is dropped when the queue is full.
+func (c *Client) notify(ev event) {
+	if ev.lost {
+		select {
+		case c.events <- ev:
+		default:
+			c.log.Warn("mqtt connection lost", "broker", c.broker, "err", ev.err, "note", "event queue full; OnConnectionLost not called")
+		}
+		return
+	}
+	select {
+	case c.events <- ev:
+	case <-c.done:
+	}
+}
+
+// connectionNotification logs failed attempts of paho's auto-reconnect, which
+// are otherwise silent. It runs synchronously in paho's connect path and only
+// logs.
+func (c *Client) connectionNotification(_ paho.Client, n paho.ConnectionNotification) {
+	switch n := n.(type) {
+	case paho.ConnectionNotificationConnecting:
+		c.reconnecting.Store(n.IsReconnect)
+		if n.IsReconnect {
+			c.log.Debug("mqtt reconnecting", "broker", c.broker, "attempt", n.Attempt+1)
+		}
+	case paho.ConnectionNotificationFailed:
+		if c.reconnecting.Load() {
+			level := slog.LevelWarn
+			if isAuthError(n.Reason) {
+				level = slog.LevelError
+			}
+			c.log.Log(context.Background(), level, "mqtt reconnect failed", "broker", c.broker, "err", n.Reason)
+		}
+	case paho.ConnectionNotificationConnected:
+		c.reconnecting.Store(false)
+	}
+}
+
+// runEvents handles connects (subscribe, then OnConnect) and connection
+// losses, in the order paho reported them.
+func (c *Client) runEvents(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev := <-c.events:
+			if ev.lost {
+				c.log.Warn("mqtt connection lost", "broker", c.broker, "err", ev.err)
+				if c.opts.OnConnectionLost != nil {
+					c.opts.OnConnectionLost(ev.err)
+				}
+				continue
+			}
+			c.onConnected(ctx)
+		}
+	}
+}
+
+// onConnected subscribes (retrying while the connection stays open) and then
+// calls OnConnect.
+func (c *Client) onConnected(ctx context.Context) {
+	bo := backoff{min: subscribeRetryMin, max: subscribeRetryMax}
+	for {
+		err := c.subscribe(ctx)
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		if !c.isOpen() {
+			// The next connect event subscribes again.
+			c.log.Warn("mqtt connection lost before subscriptions were acknowledged", "err", err)
+			return
+		}
+		d := bo.delay()
+		c.log.Warn("mqtt subscribe failed; retrying", "err", err, "retry_in", d.Round(time.Millisecond))
+		if !sleep(ctx, d) {
+			return
+		}
+	}
+	c.log.Info("mqtt connected", "broker", c.broker, "subscriptions", len(c.opts.Subscriptions))
+	if c.opts.OnConnect != nil {
+		c.opts.OnConnect()
+	}
+}
+
+// subscribe subscribes to all filters at QoS 1 in one SUBSCRIBE and waits for
+// the SUBACK, bounded by Timeout. A filter the broker refuses (return code
+// 0x80, e.g. an ACL) is logged and not retried: retrying cannot help.
+func (c *Client) subscribe(ctx context.Context) error {
+	if len(c.opts.Subscriptions) == 0 {
+		return nil
+	}
+	filters := make(map[string]byte, len(c.opts.Subscriptions))
+	for _, f := range c.opts.Subscriptions {
+		filters[f] = 1
+	}
+	tok := c.pc.SubscribeMultiple(filters, nil) // nil: messages go to the default handler
+	if err := waitCtx(ctx, tok, c.opts.Timeout); err != nil {
+		return fmt.Errorf("subscribe %s: %w", strings.Join(c.opts.Subscriptions, ","), err)
+	}
+	if st, ok := tok.(*paho.SubscribeToken); ok {
+		for f, code := range st.Result() {
+			if code == 0x80 {
+				c.log.Error("mqtt broker refused subscription", "filter", f)
+			}
+		}
+	}
+	return nil
+}
+
+// handleMessage is paho's message handler. It runs on paho's router goroutine
+// and must never block: it only enqueues.
+func (c *Client) handleMessage(_ paho.Client, m paho.Message) {
+	msg := Message{
+		Topic:     m.Topic(),
+		Payload:   m.Payload(),
+		QoS:       m.Qos(),
+		Retained:  m.Retained(),
+		Duplicate: m.Duplicate(),
+	}
+	select {
+	case c.inbox <- msg:
+	default:
+		c.log.Warn("mqtt message dropped: handler queue full", "topic", msg.Topic, "queue_size", cap(c.inbox))
+	}
+}
+
+func (c *Client) runInbox(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case m := <-c.inbox:
+			if c.opts.OnMessage != nil {
+				c.opts.OnMessage(m)
+			}
+		}
+	}
+}
+
+// runOutbox hands queued publishes to paho, one at a time and in order, and
+// passes their tokens to runAcks, so that a slow PUBACK never holds up the
+// next publish. When stop is closed it drains the queue for at most
+// drainTimeout and returns, closing pending.
+func (c *Client) runOutbox(stop <-chan struct{}, pending chan<- inflight) {
+	defer close(pending)
+	for {
+		select {
+		case m := <-c.outbox:
+			c.send(m, pending)
+		case <-stop:
+			c.drain(pending)
+			return
+		}
+	}
+}
+
+func (c *Client) drain(pending chan<- inflight) {
+	deadline := time.Now().Add(drainTimeout)
+	for {
+		select {
+		case m := <-c.outbox:
+			if time.Now().After(deadline) {
+				dropped := 1
+				for len(c.outbox) > 0 {
+					<-c.outbox
+					dropped++
+				}
+				c.log.Warn("mqtt publishes dropped at shutdown: drain took too long", "dropped", dropped)
+				return
+			}
+			c.send(m, pending)
+		default:
+			return
+		}
+	}
+}
+
+func (c *Client) send(m outMsg, pending chan<- inflight) {
+	// paho would otherwise complete a QoS 0 token without sending while it
+	// reconnects, and store QoS 1/2 publishes to replay them after a
+	// reconnect: stale state we do not want, since OnConnect re-publishes.
+	if !c.isOpen() {
+		c.log.Warn("mqtt publish dropped: not connected", "topic", m.topic)
+		return
+	}
+	// paho's Publish blocks at most WriteTimeout (= Timeout) handing the
+	// packet to its writer; it does not wait for the PUBACK.
+	tok := c.pc.Publish(m.topic, m.qos, m.retained, m.payload)
+	pending <- inflight{topic: m.topic, tok: tok, deadline: time.Now().Add(c.opts.Timeout)}
+}
+
+// runAcks checks publish tokens in the order they were issued and logs
+// failures. Each wait ends at the publish's own deadline (Timeout after the
+// hand-over), so a backlog waits at most about Timeout in all.
+func (c *Client) runAcks(ctx context.Context, pending <-chan inflight) {
+	for p := range pending {
+		err := waitCtx(ctx, p.tok, time.Until(p.deadline))
+		switch {
+		case err == nil:
+		case ctx.Err() != nil:
+			c.log.Debug("mqtt publish unconfirmed at shutdown", "topic", p.topic)
+		default:
+			c.log.Warn("mqtt publish failed", "topic", p.topic, "err", err)
+		}
+	}
+}
+
+// publishWill publishes the will explicitly: a broker discards the will of a
+// client that disconnects cleanly.
+func (c *Client) publishWill() {
+	if c.opts.WillTopic == "" {
+		return
+	}
+	if !c.isOpen() {
+		c.log.Info("mqtt not connected at shutdown; will not published explicitly", "topic", c.opts.WillTopic)
+		return
+	}
+	tok := c.pc.Publish(c.opts.WillTopic, 1, true, []byte(c.opts.WillPayload))
+	if err := wait(tok, c.opts.Timeout); err != nil {
+		c.log.Warn("mqtt will publish at shutdown failed", "topic", c.opts.WillTopic, "err", err)
+		return
+	}
+	c.log.Debug("mqtt will published at shutdown", "topic", c.opts.WillTopic)
+}
+
+// wait waits for tok at most d and returns its error. paho's Token.Wait has
+// no bound; WaitTimeout's false result carries no error, so both are checked.
+func wait(tok paho.Token, d time.Duration) error {
+	if !tok.WaitTimeout(d) {
+		return fmt.Errorf("%w after %s", errTimeout, d)
+	}
+	return tok.Error()
+}
+
+// waitCtx is wait that also returns when ctx is done.
+func waitCtx(ctx context.Context, tok paho.Token, d time.Duration) error {
+	select {
+	case <-tok.Done():
+		return tok.Error()
+	default:
+	}
+	if d <= 0 {
+		return fmt.Errorf("%w (deadline passed)", errTimeout)
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-tok.Done():
+		return tok.Error()
+	case <-t.C:
+		return fmt.Errorf("%w after %s", errTimeout, d)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// waitLogged waits for done and logs msg every d while it has not happened.
+func waitLogged(log *slog.Logger, done <-chan struct{}, d time.Duration, msg string) {
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-t.C:
+			log.Warn(msg)
+		}
+	}
+}

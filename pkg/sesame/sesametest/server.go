@@ -1,0 +1,472 @@
+// Package sesametest is an in-process fake of the Sesame Web API cloud, for
+// tests and for the bridge's demo mode (so it does not import "testing").
+//
+// It behaves like the real service where that matters to a client: it checks
+// x-api-key (403 when wrong), verifies command signatures with the same
+// algorithm, and answers 200 {"statusCode":200} to every well-formed command
+// on a known lock — even when the signature is wrong or the hub is offline,
+// in which case the lock simply does not move. An accepted lock or unlock
+// reports "moved" for the move delay, then the target state.
+package sesametest
+
+import (
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sesame2mqtt/sesame2mqtt/pkg/sesame"
+)
+
+// Lock describes one fake lock.
+type Lock struct {
+	UUID    string
+	Secret  string           // the device secret, 32 hex characters
+	State   sesame.LockState // initial state; "" means locked
+	Battery int              // 0 means 100
+	Voltage float64          // 0 means 6.0
+	// HubOnline is not read: every lock starts with its hub online, because
+	// the zero value could not tell "offline" from "unset". Take a hub
+	// offline with Server.SetHubOnline.
+	HubOnline bool
+}
+
+// Request is one request as the fake saw it.
+type Request struct {
+	Time      time.Time // arrival
+	Method    string
+	Path      string
+	UUID      string
+	Cmd       int    // 0 for anything but a command
+	History   string // the decoded history tag (as sent, if not base64)
+	SignValid bool   // the signature matched the lock's secret within ±1 256-s slot
+	KeyValid  bool   // x-api-key was right
+	Status    int    // HTTP status answered
+}
+
+// Positions reported in status bodies (1024 = 360 degrees).
+const (
+	positionLocked   = -39
+	positionUnlocked = 215
+	positionMoved    = 90
+)
+
+const (
+	defaultMoveDelay = time.Second
+	signSlot         = 256 * time.Second // the signed time drops its low byte
+	maxBody          = 64 << 10
+	notifyBuffer     = 1024
+)
+
+// Server is the fake cloud. All methods are safe for concurrent use.
+type Server struct {
+	srv       *httptest.Server
+	apiKey    string
+	notify    chan Request
+	done      chan struct{}
+	closeOnce sync.Once
+
+	mu        sync.Mutex
+	locks     map[string]*lock
+	moveDelay time.Duration
+	latency   time.Duration
+	fail      failure
+	requests  []Request
+}
+
+// failure is the canned answer FailNext sets up.
+type failure struct {
+	n          int
+	status     int
+	body       string
+	retryAfter string
+}
+
+// lock is the state of one fake lock. A move is not a goroutine: it is a
+// deadline that settle compares with the clock.
+type lock struct {
+	key       []byte
+	state     sesame.LockState // at rest, or before the current move
+	moving    bool
+	target    sesame.LockState
+	moveUntil time.Time
+	changed   time.Time
+	battery   int
+	voltage   float64
+	hubOnline bool
+	noMove    bool
+}
+
+// NewServer starts a fake cloud on 127.0.0.1 (a free port) that accepts
+// apiKey. It panics on a lock without a UUID, with a secret that is not 32
+// hex characters, or with a UUID given twice: those are mistakes in the
+// calling code, found at start-up.
+func NewServer(apiKey string, locks ...Lock) *Server {
+	now := time.Now()
+	s := &Server{
+		apiKey:    apiKey,
+		notify:    make(chan Request, notifyBuffer),
+		done:      make(chan struct{}),
+		locks:     make(map[string]*lock, len(locks)),
+		moveDelay: defaultMoveDelay,
+	}
+	for _, l := range locks {
+		if l.UUID == "" {
+			panic("sesametest: lock without UUID")
+		}
+		if _, dup := s.locks[l.UUID]; dup {
+			panic("sesametest: lock " + l.UUID + " given twice")
+		}
+		key, err := sesame.DecodeDeviceSecret(sesame.NewSecret(l.Secret))
+		if err != nil {
+			panic(fmt.Sprintf("sesametest: lock %s: %v", l.UUID, err))
+		}
+		fl := &lock{
+			key:       key,
+			state:     l.State,
+			changed:   now,
+			battery:   l.Battery,
+			voltage:   l.Voltage,
+			hubOnline: true,
+		}
+		if fl.state == "" {
+			fl.state = sesame.StateLocked
+		}
+		if fl.battery == 0 {
+			fl.battery = 100
+		}
+		if fl.voltage == 0 {
+			fl.voltage = 6.0
+		}
+		s.locks[l.UUID] = fl
+	}
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(fmt.Sprintf("sesametest: listen: %v", err))
+	}
+	s.srv = &httptest.Server{
+		Listener: ln,
+		Config: &http.Server{
+			Handler:           http.HandlerFunc(s.serveHTTP),
+			ReadHeaderTimeout: 10 * time.Second,
+		},
+	}
+	s.srv.Start()
+	return s
+}
+
+// URL is the base URL to give sesame.Options.BaseURL.
+func (s *Server) URL() string { return s.srv.URL }
+
+// Close stops the server, ends pending latency waits, and closes the Notify
+// channel. It may be called more than once.
+func (s *Server) Close() {
+	s.closeOnce.Do(func() {
+		close(s.done)
+		s.srv.Close() // waits for every handler
+		close(s.notify)
+	})
+}
+
+// SetMoveDelay sets how long an accepted lock or unlock reports "moved"
+// before it reaches its target (default 1 s; 0 moves at once).
+func (s *Server) SetMoveDelay(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.moveDelay = max(d, 0)
+}
+
+// SetNoMove jams a lock: commands are accepted and it never moves.
+func (s *Server) SetNoMove(uuid string, noMove bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if l := s.locks[uuid]; l != nil {
+		l.noMove = noMove
+	}
+}
+
+// SetHubOnline takes a lock's hub offline or back: while offline, commands
+// are accepted, nothing moves, and status reports wm2State false.
+func (s *Server) SetHubOnline(uuid string, online bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if l := s.locks[uuid]; l != nil {
+		l.hubOnline = online
+	}
+}
+
+// FailNext makes the next n requests, of any kind, answer status with body
+// (and a Retry-After header unless retryAfter is empty) instead of the normal
+// answer. They are still recorded and notified, and change nothing.
+func (s *Server) FailNext(n int, status int, body string, retryAfter string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if status == 0 {
+		status = http.StatusInternalServerError
+	}
+	s.fail = failure{n: max(n, 0), status: status, body: body, retryAfter: retryAfter}
+}
+
+// SetLatency delays every answer by d (the request's own context and Close
+// cut the wait short).
+func (s *Server) SetLatency(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.latency = max(d, 0)
+}
+
+// Turn sets a lock's state as if someone turned it by hand, ending any move.
+// Any state is taken, so a test can make the fake report a string the
+// client does not know.
+func (s *Server) Turn(uuid string, state sesame.LockState) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if l := s.locks[uuid]; l != nil {
+		l.state, l.moving, l.changed = state, false, time.Now()
+	}
+}
+
+// State is what a status request would report now: "moved" during a move,
+// StateUnknown for a UUID the server does not have.
+func (s *Server) State(uuid string) sesame.LockState {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l := s.locks[uuid]
+	if l == nil {
+		return sesame.StateUnknown
+	}
+	return l.reported(time.Now())
+}
+
+// Requests returns a copy of every request so far, in arrival order.
+func (s *Server) Requests() []Request {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Request, len(s.requests))
+	copy(out, s.requests)
+	return out
+}
+
+// Notify receives each request as it arrives, before any latency and before
+// the answer is written; Status is the status about to be answered. The
+// channel holds 1024 requests; when it is full, further ones are dropped
+// rather than blocking the server. Close closes it.
+func (s *Server) Notify() <-chan Request { return s.notify }
+
+// commandBody is the JSON of POST /{uuid}/cmd.
+type commandBody struct {
+	Cmd     int    `json:"cmd"`
+	History string `json:"history"`
+	Sign    string `json:"sign"`
+}
+
+// answer is a response about to be written.
+type answer struct {
+	status     int
+	body       string
+	retryAfter string
+}
+
+func jsonAnswer(status int, message string) answer {
+	b, _ := json.Marshal(map[string]string{"message": message})
+	return answer{status: status, body: string(b)}
+}
+
+func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	now := time.Now()
+	uuid, isCmd, pathOK := splitPath(r.URL.Path)
+	rec := Request{
+		Time:     now,
+		Method:   r.Method,
+		Path:     r.URL.Path,
+		UUID:     uuid,
+		KeyValid: subtle.ConstantTimeCompare([]byte(r.Header.Get("x-api-key")), []byte(s.apiKey)) == 1,
+	}
+	var cmd commandBody
+	bodyOK := false
+	if isCmd && r.Method == http.MethodPost {
+		data, err := io.ReadAll(io.LimitReader(r.Body, maxBody))
+		bodyOK = err == nil && json.Unmarshal(data, &cmd) == nil
+		rec.Cmd = cmd.Cmd
+		rec.History = cmd.History
+		if tag, err := base64.StdEncoding.DecodeString(cmd.History); err == nil {
+			rec.History = string(tag)
+		}
+	}
+
+	s.mu.Lock()
+	ans := s.answer(now, r.Method, pathOK, isCmd, bodyOK, cmd, &rec)
+	rec.Status = ans.status
+	s.requests = append(s.requests, rec)
+	latency := s.latency
+	s.mu.Unlock()
+
+	select {
+	case s.notify <- rec:
+	default: // full: drop rather than block the server
+	}
+
+	if latency > 0 {
+		t := time.NewTimer(latency)
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			t.Stop()
+			return
+		case <-s.done:
+			t.Stop()
+			return
+		}
+	}
+
+	if ans.retryAfter != "" {
+		w.Header().Set("Retry-After", ans.retryAfter)
+	}
+	if strings.HasPrefix(strings.TrimSpace(ans.body), "{") {
+		w.Header().Set("Content-Type", "application/json")
+	}
+	w.WriteHeader(ans.status)
+	_, _ = io.WriteString(w, ans.body)
+}
+
+// answer decides the response and applies a command's effect. s.mu is held.
+func (s *Server) answer(now time.Time, method string, pathOK, isCmd, bodyOK bool, cmd commandBody, rec *Request) answer {
+	l := s.locks[rec.UUID]
+	if l != nil && bodyOK {
+		rec.SignValid = signValid(l.key, cmd.Sign, now)
+	}
+
+	if s.fail.n > 0 {
+		s.fail.n--
+		return answer{status: s.fail.status, body: s.fail.body, retryAfter: s.fail.retryAfter}
+	}
+	if !rec.KeyValid {
+		return jsonAnswer(http.StatusForbidden, "Forbidden")
+	}
+	if !pathOK {
+		return jsonAnswer(http.StatusNotFound, "Not Found")
+	}
+	if l == nil {
+		return jsonAnswer(http.StatusInternalServerError, "Internal server error")
+	}
+	switch {
+	case !isCmd && method == http.MethodGet:
+		return answer{status: http.StatusOK, body: l.statusBody(now)}
+	case isCmd && method == http.MethodPost:
+		if !bodyOK {
+			return jsonAnswer(http.StatusBadGateway, "Internal server error")
+		}
+		if rec.SignValid {
+			l.command(now, cmd.Cmd, s.moveDelay)
+		}
+		return answer{status: http.StatusOK, body: `{"statusCode":200}`}
+	default:
+		return jsonAnswer(http.StatusMethodNotAllowed, "Method Not Allowed")
+	}
+}
+
+// splitPath reads "/{uuid}" and "/{uuid}/cmd".
+func splitPath(p string) (uuid string, isCmd, ok bool) {
+	parts := strings.Split(strings.TrimPrefix(p, "/"), "/")
+	switch {
+	case len(parts) == 1 && parts[0] != "":
+		return parts[0], false, true
+	case len(parts) == 2 && parts[0] != "" && parts[1] == "cmd":
+		return parts[0], true, true
+	case len(parts) >= 1:
+		return parts[0], false, false
+	}
+	return "", false, false
+}
+
+// signValid accepts the signature of the current 256-s slot and of the slots
+// before and after it, for clock skew.
+func signValid(key []byte, sign string, now time.Time) bool {
+	for _, k := range []time.Duration{0, -1, 1} {
+		want, err := sesame.Sign(key, now.Add(k*signSlot))
+		if err == nil && subtle.ConstantTimeCompare([]byte(want), []byte(sign)) == 1 {
+			return true
+		}
+	}
+	return false
+}
+
+// settle finishes a move whose time has come.
+func (l *lock) settle(now time.Time) {
+	if l.moving && !now.Before(l.moveUntil) {
+		l.state, l.moving, l.changed = l.target, false, l.moveUntil
+	}
+}
+
+// reported is the state a status request shows.
+func (l *lock) reported(now time.Time) sesame.LockState {
+	l.settle(now)
+	if l.moving {
+		return sesame.StateMoved
+	}
+	return l.state
+}
+
+// command applies an accepted, correctly signed command.
+func (l *lock) command(now time.Time, cmd int, moveDelay time.Duration) {
+	l.settle(now)
+	if !l.hubOnline || l.noMove {
+		return
+	}
+	current := l.state
+	if l.moving {
+		current = l.target
+	}
+	var target sesame.LockState
+	switch cmd {
+	case int(sesame.CmdLock):
+		target = sesame.StateLocked
+	case int(sesame.CmdUnlock):
+		target = sesame.StateUnlocked
+	case 88: // toggle
+		target = sesame.StateLocked
+		if current == sesame.StateLocked {
+			target = sesame.StateUnlocked
+		}
+	default: // 89 (click) and the rest: accepted, no effect on a lock
+		return
+	}
+	if target == current {
+		return
+	}
+	if moveDelay <= 0 {
+		l.state, l.moving, l.changed = target, false, now
+		return
+	}
+	l.moving, l.target, l.moveUntil, l.changed = true, target, now.Add(moveDelay), now
+}
+
+// statusBody renders GET /{uuid}.
+func (l *lock) statusBody(now time.Time) string {
+	state := l.reported(now)
+	pos := positionMoved
+	switch state {
+	case sesame.StateLocked:
+		pos = positionLocked
+	case sesame.StateUnlocked:
+		pos = positionUnlocked
+	}
+	body := struct {
+		Battery   int     `json:"batteryPercentage"`
+		Voltage   float64 `json:"batteryVoltage"`
+		Position  int     `json:"position"`
+		State     string  `json:"CHSesame2Status"`
+		Timestamp int64   `json:"timestamp"`
+		HubOnline bool    `json:"wm2State"`
+	}{l.battery, l.voltage, pos, string(state), l.changed.Unix(), l.hubOnline}
+	b, _ := json.Marshal(body)
+	return string(b)
+}
