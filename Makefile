@@ -12,12 +12,12 @@ test: vet ## gofmt check, go vet, and every test with the race detector
 	go test -race -count=1 ./...
 
 vet: ## gofmt check and go vet
-	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	@unformatted=$$(gofmt -l $$(git ls-files --cached --others --exclude-standard '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 	go vet ./...
 
 fmt: ## format the code
-	gofmt -w $$(git ls-files '*.go')
+	gofmt -w cmd pkg
 
 build: ## build bin/sesame2mqtt (the same command the Dockerfile runs)
 	go build $(GOFLAGS_BUILD) -o bin/sesame2mqtt ./cmd/sesame2mqtt

@@ -167,9 +167,14 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	log.Info("sesame2mqtt starting", "version", version, "locks", len(locks), "mqtt", cfg.MQTTURL,
 		"base_topic", cfg.BaseTopic, "requests_this_month", u.Used, "budget", u.Budget)
 
+	// Shutdown order: the bridge's loops stop first and queue their last
+	// words (an interrupted command puts the confirmed state back); then the
+	// MQTT client drains its outbox, publishes "offline" and disconnects.
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return mq.Run(gctx) })
-	g.Go(func() error { return br.Run(gctx) })
+	mqttCtx, stopMQTT := context.WithCancel(context.WithoutCancel(gctx))
+	defer stopMQTT()
+	g.Go(func() error { return mq.Run(mqttCtx) })
+	g.Go(func() error { defer stopMQTT(); return br.Run(gctx) })
 	g.Go(func() error { meter.Run(gctx); return nil })
 
 	done := make(chan error, 1)

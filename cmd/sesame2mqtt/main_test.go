@@ -336,3 +336,41 @@ func vmRSS(pid int) (float64, error) {
 	return 0, fmt.Errorf("no VmRSS for pid %d", pid)
 }
 
+// TestSIGTERMDuringCommandLeavesNoUnconfirmedState: a command cut short by
+// shutdown must not leave UNLOCKING retained on the broker.
+func TestSIGTERMDuringCommandLeavesNoUnconfirmedState(t *testing.T) {
+	broker := mosquittotest.Start(t)
+	fake := newFake(t)
+	rec := broker.Subscribe(t, "sesame2mqtt/#")
+	p := startProc(t, bridgeEnv(t, broker, fake))
+	state := "sesame2mqtt/" + lockID + "/state"
+	rec.WaitFor(t, state, func(s string) bool { return s == "LOCKED" }, 10*time.Second)
+
+	fake.SetLatency(3 * time.Second) // the POST is in flight when the signal comes
+	since := time.Now()
+	broker.Publish(t, "sesame2mqtt/"+lockID+"/set", "UNLOCK", false)
+	rec.WaitForAfter(t, since, state, func(s string) bool { return s == "UNLOCKING" }, 5*time.Second)
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-p.waited:
+		p.waited <- err
+		if err != nil {
+			t.Errorf("exit after SIGTERM: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("still running 5 s after SIGTERM")
+	}
+	res := rec.WaitForAfter(t, since, "sesame2mqtt/"+lockID+"/result", nil, 2*time.Second)
+	if !strings.Contains(res.Payload, `"failed"`) || !strings.Contains(res.Payload, "shutting down") {
+		t.Errorf("result %s", res.Payload)
+	}
+	late := broker.Subscribe(t, state)
+	if m := late.WaitFor(t, state, nil, 2*time.Second); m.Payload != "LOCKED" {
+		t.Errorf("retained state after shutdown mid-command: %q, want the last confirmed LOCKED", m.Payload)
+	}
+	if m := broker.Subscribe(t, avail).WaitFor(t, avail, nil, 2*time.Second); m.Payload != "offline" {
+		t.Errorf("availability %q", m.Payload)
+	}
+}

@@ -62,4 +62,3 @@ func BenchmarkCommandToSignedPOST(b *testing.B) {
 	b.ReportMetric(float64(lat[(len(lat)*99)/100].Microseconds())/1000, "p99-ms")
 	b.ReportMetric(0, "ns/op")
 }
-

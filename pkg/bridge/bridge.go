@@ -237,7 +237,11 @@ func (b *Bridge) HandleMessage(m mqtt.Message) {
 		w.requestRead(readRefresh)
 		return
 	}
-	w.submit(action, SourceHA, time.Now())
+	received := m.Received
+	if received.IsZero() {
+		received = time.Now()
+	}
+	w.submit(action, SourceHA, received)
 }
 
 // clearStale removes the discovery (and retained topics) of a lock that this

@@ -240,18 +240,28 @@ func checkNoSecrets(t *testing.T, logs string, rec *mosquittotest.Recorder) {
 func TestRetainedCommandIsNeverObeyed(t *testing.T) {
 	broker := mosquittotest.Start(t)
 	fake := newFake(t)
+	stateDir := t.TempDir()
+	ha := broker.Subscribe(t, topics.Base+"/#")
+	first := startStack(t, broker, fake, stateDir)
+	ha.WaitFor(t, topics.LockState(lockID), is("LOCKED"), 10*time.Second)
+	first.stop()
+	ha.WaitFor(t, topics.Availability(), is("offline"), 5*time.Second)
+
 	// Left on the broker by a misconfigured automation while the bridge was down.
 	broker.Publish(t, topics.LockCommand(lockID), "UNLOCK", true)
-
-	ha := broker.Subscribe(t, topics.Base+"/#")
-	st := startStack(t, broker, fake, t.TempDir())
-	ha.WaitFor(t, topics.LockState(lockID), is("LOCKED"), 10*time.Second)
+	since := time.Now()
+	second := startStack(t, broker, fake, stateDir)
+	ha.WaitForAfter(t, since, topics.Availability(), is("online"), 10*time.Second)
+	ha.WaitForAfter(t, since, topics.LockState(lockID), is("LOCKED"), 10*time.Second)
 	// Give a wrongly obeyed command every chance to show up.
 	time.Sleep(time.Second)
 	if cmds := commands(fake); len(cmds) != 0 {
 		t.Fatalf("a retained command was obeyed: %+v", cmds)
 	}
-	if !strings.Contains(st.logs.String(), "ignoring retained command") {
+	if fake.State(lockUUID) != sesame.StateLocked {
+		t.Fatal("the lock moved")
+	}
+	if !strings.Contains(second.logs.String(), "ignoring retained command") {
 		t.Error("no log line for the retained command")
 	}
 	// And it was cleared: a new subscriber gets nothing retained there.

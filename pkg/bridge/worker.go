@@ -53,8 +53,8 @@ type worker struct {
 	lastRead atomic.Int64 // unix nanos of the last successful read
 
 	mu      sync.Mutex
-	pending *job // newest command not yet started: a one-slot mailbox
-	current *job // command being carried out
+	pending *job               // newest command not yet started: a one-slot mailbox
+	current *job               // command being carried out
 	reading context.CancelFunc // cancels a background read in progress
 	state   hass.LockState
 	status  []byte // last status payload published
@@ -256,7 +256,10 @@ func (w *worker) interrupted(ctx context.Context, j *job, action hass.Action) {
 		w.result(j, action, hass.ResultFailed, "superseded by a newer command")
 		return
 	}
-	w.log.Info("command interrupted by shutdown", "command", action.String())
+	// Shutdown: what was published as LOCKING/UNLOCKING was never read back.
+	w.log.Warn("command interrupted by shutdown; its outcome is unknown", "command", action.String())
+	w.publishState(w.confirmedState())
+	w.result(j, action, hass.ResultFailed, "interrupted: the bridge is shutting down")
 }
 
 // fail ends a command that could not be sent, and puts the last confirmed

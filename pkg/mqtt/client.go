@@ -63,6 +63,9 @@ type Message struct {
 	QoS       byte
 	Retained  bool
 	Duplicate bool
+	// Received is when paho handed the message over, before any queue of
+	// ours: consumers measure a command's age from here.
+	Received time.Time
 }
 
 // Options configure a Client. URL is required; everything else has a usable
@@ -244,8 +247,9 @@ func (c *Client) Connected() bool {
 
 // Publish queues a message and returns at once. When the client is not
 // connected, is shutting down, or the outbox is full, the message is dropped
-// with a warning naming the topic (never the payload): the application
-// re-publishes its state from OnConnect. Queued messages go to the broker in
+// with a log line naming the topic (never the payload): the application
+// re-publishes its state from OnConnect. Drops while disconnected are logged
+// at debug level, since the lost connection itself was logged as a warning. Queued messages go to the broker in
 // the order of the Publish calls. Delivery failures are logged, not returned.
 // The payload is copied.
 func (c *Client) Publish(topic string, qos byte, retained bool, payload []byte) {
@@ -260,7 +264,7 @@ func (c *Client) Publish(topic string, qos byte, retained bool, payload []byte) 
 		return
 	}
 	if !c.isOpen() {
-		c.log.Warn("mqtt publish dropped: not connected", "topic", topic)
+		c.log.Debug("mqtt publish dropped: not connected", "topic", topic)
 		return
 	}
 	select {
@@ -509,6 +513,7 @@ func (c *Client) handleMessage(_ paho.Client, m paho.Message) {
 		QoS:       m.Qos(),
 		Retained:  m.Retained(),
 		Duplicate: m.Duplicate(),
+		Received:  time.Now(),
 	}
 	select {
 	case c.inbox <- msg:
@@ -573,7 +578,7 @@ func (c *Client) send(m outMsg, pending chan<- inflight) {
 	// reconnects, and store QoS 1/2 publishes to replay them after a
 	// reconnect: stale state we do not want, since OnConnect re-publishes.
 	if !c.isOpen() {
-		c.log.Warn("mqtt publish dropped: not connected", "topic", m.topic)
+		c.log.Debug("mqtt publish dropped: not connected", "topic", m.topic)
 		return
 	}
 	// paho's Publish blocks at most WriteTimeout (= Timeout) handing the
