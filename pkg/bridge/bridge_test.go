@@ -1,7 +1,6 @@
 package bridge
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/sesame2mqtt/sesame2mqtt/pkg/budget"
 	"github.com/sesame2mqtt/sesame2mqtt/pkg/hass"
+	"github.com/sesame2mqtt/sesame2mqtt/pkg/logcapture"
 	"github.com/sesame2mqtt/sesame2mqtt/pkg/mqtt"
 	"github.com/sesame2mqtt/sesame2mqtt/pkg/sesame"
 )
@@ -156,29 +156,11 @@ func (f *fixedBudget) Usage() budget.Usage {
 }
 func (f *fixedBudget) Changed() <-chan struct{} { return f.changed }
 
-// logBuffer collects log lines for assertions.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
 type harness struct {
 	b      *Bridge
 	cloud  *cloud
 	pub    *recorder
-	logs   *logBuffer
+	logs   *logcapture.Buffer
 	topics hass.Topics
 	lock   Lock
 	cancel context.CancelFunc
@@ -190,7 +172,7 @@ var testLock = Lock{ID: "lock1", UUID: "11111111-2222-3333-4444-555555555555", N
 // start builds a bridge on the in-memory cloud; call inside a synctest bubble.
 func start(t *testing.T, c *cloud, bud *fixedBudget, run bool) *harness {
 	t.Helper()
-	logs := &logBuffer{}
+	logs := &logcapture.Buffer{}
 	h := &harness{
 		cloud: c, pub: &recorder{}, logs: logs, lock: testLock,
 		topics: hass.Topics{Base: "s2m", Prefix: "homeassistant"},

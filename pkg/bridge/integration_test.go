@@ -1,7 +1,6 @@
 package bridge_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"log/slog"
@@ -14,6 +13,7 @@ import (
 	"github.com/sesame2mqtt/sesame2mqtt/pkg/bridge"
 	"github.com/sesame2mqtt/sesame2mqtt/pkg/budget"
 	"github.com/sesame2mqtt/sesame2mqtt/pkg/hass"
+	"github.com/sesame2mqtt/sesame2mqtt/pkg/logcapture"
 	"github.com/sesame2mqtt/sesame2mqtt/pkg/mqtt"
 	"github.com/sesame2mqtt/sesame2mqtt/pkg/mqtt/mosquittotest"
 	"github.com/sesame2mqtt/sesame2mqtt/pkg/sesame"
@@ -36,28 +36,10 @@ var fastTiming = bridge.Timing{
 	StatusTimeout: 2 * time.Second,
 }
 
-// syncBuffer is a log sink safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // stack is a running bridge: the real MQTT client, the real Sesame client,
 // the real request meter.
 type stack struct {
-	logs   *syncBuffer
+	logs   *logcapture.Buffer
 	cancel context.CancelFunc
 	done   chan struct{}
 }
@@ -71,7 +53,7 @@ func newFake(t testing.TB) *sesametest.Server {
 
 func startStack(t testing.TB, broker *mosquittotest.Broker, fake *sesametest.Server, stateDir string) *stack {
 	t.Helper()
-	s := &stack{logs: &syncBuffer{}, done: make(chan struct{})}
+	s := &stack{logs: &logcapture.Buffer{}, done: make(chan struct{})}
 	log := slog.New(slog.NewTextHandler(s.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	meter, err := budget.Open(filepath.Join(stateDir, "api-usage.json"), 100000, time.Now, log)
 	if err != nil {

@@ -1,7 +1,6 @@
 package budget
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"log/slog"
@@ -12,6 +11,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/sesame2mqtt/sesame2mqtt/pkg/logcapture"
 )
 
 // clock is a settable time source.
@@ -33,26 +34,6 @@ func (c *clock) Set(t time.Time) {
 	defer c.mu.Unlock()
 	c.t = t
 }
-
-// logBuf is a goroutine-safe log sink.
-type logBuf struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuf) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuf) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func (b *logBuf) logger() *slog.Logger { return slog.New(slog.NewTextHandler(b, nil)) }
 
 func utc(y int, mo time.Month, d, h, mi, s int) time.Time {
 	return time.Date(y, mo, d, h, mi, s, 0, time.UTC)
@@ -302,9 +283,9 @@ func TestOpenFiles(t *testing.T) {
 			if tt.body != "" {
 				writeState(t, path, tt.body)
 			}
-			var logs logBuf
+			logger, logs := logcapture.New()
 			clk := newClock(utc(2026, time.November, 15, 0, 0, 0))
-			m, err := Open(path, 3000, clk.Now, logs.logger())
+			m, err := Open(path, 3000, clk.Now, logger)
 			if err != nil {
 				t.Fatalf("Open: %v", err)
 			}
@@ -500,8 +481,8 @@ func TestRunCoalescesWrites(t *testing.T) {
 func TestRunLogsWriteErrors(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "missing-dir", "count.json")
 	synctest.Test(t, func(t *testing.T) {
-		var logs logBuf
-		m := mustOpen(t, path, 3000, time.Now, logs.logger())
+		logger, logs := logcapture.New()
+		m := mustOpen(t, path, 3000, time.Now, logger)
 		ctx, cancel := context.WithCancel(t.Context())
 		done := make(chan struct{})
 		go func() { defer close(done); m.Run(ctx) }()
@@ -524,8 +505,8 @@ func TestRunLogsWriteErrors(t *testing.T) {
 }
 
 func TestCountLogsThresholds(t *testing.T) {
-	var logs logBuf
-	m := mustOpen(t, filepath.Join(t.TempDir(), "count.json"), 10, nil, logs.logger())
+	logger, logs := logcapture.New()
+	m := mustOpen(t, filepath.Join(t.TempDir(), "count.json"), 10, nil, logger)
 	countN(m, 7)
 	if strings.Contains(logs.String(), "allowance spent") {
 		t.Errorf("allowance reported spent too early:\n%s", logs.String())

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sesame2mqtt/sesame2mqtt/pkg/logcapture"
 	"github.com/sesame2mqtt/sesame2mqtt/pkg/mqtt"
 	"github.com/sesame2mqtt/sesame2mqtt/pkg/mqtt/mosquittotest"
 )
@@ -63,28 +64,10 @@ func helperMain() int {
 	return 0
 }
 
-// logBuffer collects a client's log lines.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
 // newLogger returns a debug logger into a buffer, printed if the test fails.
-func newLogger(t *testing.T) (*slog.Logger, *logBuffer) {
+func newLogger(t *testing.T) (*slog.Logger, *logcapture.Buffer) {
 	t.Helper()
-	lb := &logBuffer{}
+	lb := &logcapture.Buffer{}
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("client log:\n%s", lb.String())

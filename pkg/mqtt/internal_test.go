@@ -1,14 +1,14 @@
 package mqtt
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/sesame2mqtt/sesame2mqtt/pkg/logcapture"
 )
 
 func TestNewValidatesOptions(t *testing.T) {
@@ -162,28 +162,11 @@ func TestSleepStopsWithContext(t *testing.T) {
 	}
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestPublishOutboxFull pretends a connection is open while nothing serves
 // the outbox (Run not started), so the queue fills up.
 func TestPublishOutboxFull(t *testing.T) {
 	t.Parallel()
-	var logs syncBuffer
+	var logs logcapture.Buffer
 	c, err := New(Options{
 		URL:        "tcp://127.0.0.1:1",
 		OutboxSize: 2,

@@ -187,6 +187,7 @@ func (c *Client) Command(ctx context.Context, uuid string, secret Secret, cmd Cm
 	target := c.lockURL(uuid) + "/cmd"
 	log := c.log.With("uuid", uuid, "cmd", cmd.String())
 
+	var lastAnswer error // the last answer the service gave, for the report
 	for attempt := 1; ; attempt++ {
 		sign, err := Sign(key, c.now())
 		if err != nil {
@@ -200,6 +201,13 @@ func (c *Client) Command(ctx context.Context, uuid string, secret Secret, cmd Cm
 		if err == nil {
 			log.Debug("sesame command accepted", "attempts", attempt)
 			return nil
+		}
+		if _, answered := errors.AsType[*APIError](err); answered {
+			lastAnswer = err
+		} else if ctx.Err() != nil && lastAnswer != nil {
+			// The caller's deadline cut this attempt short, which says
+			// nothing new: report what the service last said instead.
+			err = lastAnswer
 		}
 		if !IsTransient(err) {
 			if attempt == 1 {
