@@ -19,14 +19,15 @@ vet: ## gofmt check and go vet
 fmt: ## format the code
 	gofmt -w cmd pkg
 
-build: ## build bin/sesame2mqtt (the same command the Dockerfile runs)
+build: ## build bin/sesame2mqtt (stripped, version stamped from git)
 	go build $(GOFLAGS_BUILD) -o bin/sesame2mqtt ./cmd/sesame2mqtt
 
 demo: ## run against a simulated lock and an embedded broker
 	go run ./cmd/sesame2mqtt -demo
 
-bench: ## command latency and idle memory benchmarks
-	go test -run='^$$' -bench=. -benchtime=300x ./...
+bench: ## HA command -> signed POST latency (median, p99) and the binary's idle RSS
+	go test -run='^$$' -bench=CommandToSignedPOST -benchtime=500x -count=3 ./pkg/bridge
+	go test -run='^$$' -bench=IdleRSS -benchtime=1x ./cmd/sesame2mqtt
 
 fuzz: ## run each fuzz target for FUZZTIME
 	go test -run='^$$' -fuzz='^FuzzParseCommand$$' -fuzztime=$(FUZZTIME) ./pkg/hass

@@ -163,6 +163,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return err
 	}
 
+	log.Debug("configuration", "config", cfg) // Config.LogValue redacts the secrets
 	u := meter.Usage()
 	log.Info("sesame2mqtt starting", "version", version, "locks", len(locks), "mqtt", cfg.MQTTURL,
 		"base_topic", cfg.BaseTopic, "requests_this_month", u.Used, "budget", u.Budget)

@@ -185,6 +185,21 @@ func TestSIGTERMPublishesOfflineAndExits(t *testing.T) {
 		t.Fatal("still running 5 s after SIGTERM")
 	}
 	rec.WaitForAfter(t, since, avail, func(s string) bool { return s == "offline" }, 2*time.Second)
+	// The whole debug log of a run, configuration included, holds no secret.
+	logs := p.stderr.String()
+	if !strings.Contains(logs, `msg=configuration`) || !strings.Contains(logs, "REDACTED") {
+		t.Errorf("no redacted configuration line in the debug log")
+	}
+	for _, secret := range []string{apiKey, lockSecret} {
+		if strings.Contains(logs, secret) {
+			t.Error("a secret appears in the log")
+		}
+		for _, m := range rec.Messages() {
+			if strings.Contains(m.Payload, secret) {
+				t.Errorf("a secret appears on MQTT topic %s", m.Topic)
+			}
+		}
+	}
 	// Retained: a subscriber arriving later sees the bridge offline.
 	late := broker.Subscribe(t, avail)
 	m := late.WaitFor(t, avail, nil, 2*time.Second)

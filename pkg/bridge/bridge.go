@@ -158,10 +158,6 @@ func New(o Options) (*Bridge, error) {
 	return b, nil
 }
 
-// Subscriptions are the topic filters the MQTT client must subscribe to on
-// every connect.
-func (b *Bridge) Subscriptions() []string { return Subscriptions(b.topics) }
-
 // OnConnect announces the bridge after each (re)connect: availability,
 // discovery, and every state already known (the broker may have lost its
 // retained messages).
@@ -343,7 +339,8 @@ func (b *Bridge) publishJSON(topic string, retained bool, v any) {
 	b.pub.Publish(topic, 1, retained, payload)
 }
 
-// Subscriptions are the topic filters a bridge with these topics listens to.
+// Subscriptions are the topic filters a bridge with these topics listens to;
+// the MQTT client subscribes to them on every connect.
 func Subscriptions(t hass.Topics) []string {
 	return append(t.CommandFilters(), t.HAStatus(), t.DeviceConfigFilter())
 }
