@@ -62,7 +62,12 @@ func startDemo(listen string, out io.Writer) (func(), error) {
 			stop()
 			return nil, fmt.Errorf("embedded broker on %s: %w (is another broker running there? set MQTT_URL to use it)", listen, err)
 		}
-		go func() { _ = broker.Serve() }()
+		// Serve starts the listener's accept loop in its own goroutine and
+		// returns; Close (in stop) ends it.
+		if err := broker.Serve(); err != nil {
+			stop()
+			return nil, fmt.Errorf("embedded broker: %w", err)
+		}
 		stops = append(stops, func() { _ = broker.Close() })
 		set["MQTT_URL"] = "tcp://" + listen
 		if h, p, ok := strings.Cut(listen, ":"); ok {

@@ -85,6 +85,27 @@ func startProc(t testing.TB, env []string, args ...string) *proc {
 	return p
 }
 
+// terminate sends SIGTERM and fails the test unless the process exits
+// cleanly within the bound (the issue's shutdown promise is 5 s).
+func (p *proc) terminate(t testing.TB, within time.Duration) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-p.waited:
+		p.waited <- err
+		if err != nil {
+			t.Errorf("exit after SIGTERM: %v", err)
+		}
+	case <-time.After(within):
+		t.Fatalf("still running %s after SIGTERM", within)
+	}
+}
+
+// is matches a payload exactly.
+func is(want string) func(string) bool { return func(s string) bool { return s == want } }
+
 func bridgeEnv(t testing.TB, broker *mosquittotest.Broker, fake *sesametest.Server) []string {
 	return cleanEnv(t,
 		"SESAME_API_KEY="+apiKey,
@@ -165,26 +186,12 @@ func TestSIGTERMPublishesOfflineAndExits(t *testing.T) {
 	fake := newFake(t)
 	rec := broker.Subscribe(t, "sesame2mqtt/#")
 	p := startProc(t, bridgeEnv(t, broker, fake))
-	rec.WaitFor(t, avail, func(s string) bool { return s == "online" }, 10*time.Second)
-	rec.WaitFor(t, "sesame2mqtt/"+lockID+"/state", func(s string) bool { return s == "LOCKED" }, 10*time.Second)
+	rec.WaitFor(t, avail, is("online"), 10*time.Second)
+	rec.WaitFor(t, "sesame2mqtt/"+lockID+"/state", is("LOCKED"), 10*time.Second)
 
 	since := time.Now()
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-p.waited:
-		p.waited <- err
-		if err != nil {
-			t.Errorf("exit after SIGTERM: %v", err)
-		}
-		if took := time.Since(since); took > 5*time.Second {
-			t.Errorf("took %s to exit", took)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("still running 5 s after SIGTERM")
-	}
-	rec.WaitForAfter(t, since, avail, func(s string) bool { return s == "offline" }, 2*time.Second)
+	p.terminate(t, 5*time.Second)
+	rec.WaitForAfter(t, since, avail, is("offline"), 2*time.Second)
 	// The whole debug log of a run, configuration included, holds no secret.
 	logs := p.stderr.String()
 	if !strings.Contains(logs, `msg=configuration`) || !strings.Contains(logs, "REDACTED") {
@@ -213,12 +220,12 @@ func TestKilledBridgeGoesOfflineThroughItsWill(t *testing.T) {
 	fake := newFake(t)
 	rec := broker.Subscribe(t, avail)
 	p := startProc(t, bridgeEnv(t, broker, fake))
-	rec.WaitFor(t, avail, func(s string) bool { return s == "online" }, 10*time.Second)
+	rec.WaitFor(t, avail, is("online"), 10*time.Second)
 	since := time.Now()
 	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	rec.WaitForAfter(t, since, avail, func(s string) bool { return s == "offline" }, 10*time.Second)
+	rec.WaitForAfter(t, since, avail, is("offline"), 10*time.Second)
 	late := broker.Subscribe(t, avail)
 	if m := late.WaitFor(t, avail, nil, 2*time.Second); !m.Retained || m.Payload != "offline" {
 		t.Errorf("the will must be retained: %+v", m)
@@ -341,24 +348,13 @@ func TestSIGTERMDuringCommandLeavesNoUnconfirmedState(t *testing.T) {
 	rec := broker.Subscribe(t, "sesame2mqtt/#")
 	p := startProc(t, bridgeEnv(t, broker, fake))
 	state := "sesame2mqtt/" + lockID + "/state"
-	rec.WaitFor(t, state, func(s string) bool { return s == "LOCKED" }, 10*time.Second)
+	rec.WaitFor(t, state, is("LOCKED"), 10*time.Second)
 
 	fake.SetLatency(3 * time.Second) // the POST is in flight when the signal comes
 	since := time.Now()
 	broker.Publish(t, "sesame2mqtt/"+lockID+"/set", "UNLOCK", false)
-	rec.WaitForAfter(t, since, state, func(s string) bool { return s == "UNLOCKING" }, 5*time.Second)
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-p.waited:
-		p.waited <- err
-		if err != nil {
-			t.Errorf("exit after SIGTERM: %v", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("still running 5 s after SIGTERM")
-	}
+	rec.WaitForAfter(t, since, state, is("UNLOCKING"), 5*time.Second)
+	p.terminate(t, 5*time.Second)
 	res := rec.WaitForAfter(t, since, "sesame2mqtt/"+lockID+"/result", nil, 2*time.Second)
 	if !strings.Contains(res.Payload, `"failed"`) || !strings.Contains(res.Payload, "shutting down") {
 		t.Errorf("result %s", res.Payload)

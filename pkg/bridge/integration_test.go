@@ -270,19 +270,20 @@ func TestBrokerRestartThenCommandWorks(t *testing.T) {
 	// The bridge comes back by itself: subscriptions renewed in the on-connect handler.
 	ha2 := broker.Subscribe(t, topics.Base+"/#")
 	since := time.Now()
-	deadline := time.Now().Add(40 * time.Second)
-	for {
+	// A live (not retained) "online" is the bridge announcing itself again.
+	announced := func() bool {
 		for _, m := range ha2.Messages() {
 			if m.Topic == topics.Availability() && m.Payload == "online" && !m.Retained {
-				goto connected
+				return true
 			}
 		}
+		return false
+	}
+	for deadline := time.Now().Add(40 * time.Second); !announced(); time.Sleep(50 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("the bridge did not announce itself after the broker came back")
 		}
-		time.Sleep(50 * time.Millisecond)
 	}
-connected:
 	broker.Publish(t, topics.LockCommand(lockID), "UNLOCK", false)
 	ha2.WaitForAfter(t, since, topics.LockState(lockID), is("UNLOCKED"), 10*time.Second)
 	if cmds := commands(fake); len(cmds) != 1 || !cmds[0].SignValid {
