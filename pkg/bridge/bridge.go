@@ -96,6 +96,13 @@ type Options struct {
 	Budget    Budget
 	Logger    *slog.Logger
 	Timing    Timing
+
+	// Reader is the card reader's configuration; nil without a reader.
+	Reader *Reader
+	// Feedback shows outcomes on LEDs; nil without LEDs. FeedbackNames are
+	// the patterns Home Assistant may play through the reader device.
+	Feedback      Feedback
+	FeedbackNames []string
 }
 
 // SourceHA is the history tag of commands that come from Home Assistant.
@@ -114,6 +121,11 @@ type Bridge struct {
 	workers []*worker
 	byID    map[string]*worker
 	known   map[string]bool // lock device ids we publish discovery for
+
+	reader        *Reader
+	feedback      Feedback
+	feedbackNames []string
+	rs            readerState
 }
 
 // New checks the options and builds the bridge; nothing runs until Run.
@@ -145,6 +157,12 @@ func New(o Options) (*Bridge, error) {
 		timing:    o.Timing.withDefaults(),
 		byID:      make(map[string]*worker, len(o.Locks)),
 		known:     make(map[string]bool, len(o.Locks)),
+		reader:    o.Reader,
+		feedback:  o.Feedback,
+		rs:        readerState{jammed: map[string]bool{}},
+	}
+	if o.Feedback != nil {
+		b.feedbackNames = o.FeedbackNames
 	}
 	for _, l := range o.Locks {
 		if _, dup := b.byID[l.ID]; dup {
@@ -155,6 +173,17 @@ func New(o Options) (*Bridge, error) {
 		b.byID[l.ID] = w
 		b.known[hass.LockDeviceID(l.ID)] = true
 	}
+	if r := o.Reader; r != nil {
+		if r.Policy == nil {
+			return nil, errors.New("bridge: reader without an access policy")
+		}
+		if b.byID[r.LockID] == nil {
+			return nil, fmt.Errorf("bridge: the reader drives lock %q, which is not configured", r.LockID)
+		}
+		if r.Hash == nil {
+			return nil, errors.New("bridge: reader without a UID hash")
+		}
+	}
 	return b, nil
 }
 
@@ -164,6 +193,13 @@ func New(o Options) (*Bridge, error) {
 func (b *Bridge) OnConnect() {
 	b.pub.Publish(b.topics.Availability(), 1, true, []byte("online"))
 	b.announce()
+	b.rs.mu.Lock()
+	first := !b.rs.readyDone
+	b.rs.readyDone = true
+	b.rs.mu.Unlock()
+	if first {
+		b.show(PatternReady)
+	}
 }
 
 // announce publishes discovery documents, known states and the usage.
@@ -173,6 +209,7 @@ func (b *Bridge) announce() {
 		b.pub.Publish(b.topics.DeviceConfig(hass.LockDeviceID(w.lock.ID)), 1, true,
 			hass.Marshal(b.discovery.LockConfig(hass.Lock{ID: w.lock.ID, UUID: w.lock.UUID, Name: w.lock.Name})))
 	}
+	b.announceReader()
 	for _, w := range b.workers {
 		w.republish()
 	}
@@ -193,6 +230,9 @@ func (b *Bridge) HandleMessage(m mqtt.Message) {
 		return
 	case strings.HasPrefix(m.Topic, b.topics.Prefix+"/device/"):
 		b.clearStale(m)
+		return
+	case m.Topic == b.topics.ReaderFeedback():
+		b.handleFeedback(m)
 		return
 	}
 	id, kind, ok := b.topics.ParseCommandTopic(m.Topic)
@@ -237,7 +277,7 @@ func (b *Bridge) HandleMessage(m mqtt.Message) {
 	if received.IsZero() {
 		received = time.Now()
 	}
-	w.submit(action, SourceHA, received)
+	w.submit(action, SourceHA, received, nil)
 }
 
 // clearStale removes the discovery (and retained topics) of a lock that this
@@ -245,6 +285,14 @@ func (b *Bridge) HandleMessage(m mqtt.Message) {
 func (b *Bridge) clearStale(m mqtt.Message) {
 	devID, ok := b.topics.DeviceIDFromConfigTopic(m.Topic)
 	if !ok || !m.Retained || len(m.Payload) == 0 || b.known[devID] || devID == b.discovery.BridgeDeviceID() {
+		return
+	}
+	if devID == b.discovery.ReaderDeviceID() {
+		if !b.hasReaderDevice() && hass.OwnedBy(m.Payload, b.topics.Availability()) {
+			b.log.Info("removing the reader device from Home Assistant: no reader or LEDs configured any more", "device", devID)
+			b.pub.Publish(m.Topic, 1, true, nil)
+			b.pub.Publish(b.topics.ReaderStatus(), 1, true, nil)
+		}
 		return
 	}
 	lockID, isLock := strings.CutPrefix(devID, "sesame_")
@@ -342,5 +390,5 @@ func (b *Bridge) publishJSON(topic string, retained bool, v any) {
 // Subscriptions are the topic filters a bridge with these topics listens to;
 // the MQTT client subscribes to them on every connect.
 func Subscriptions(t hass.Topics) []string {
-	return append(t.CommandFilters(), t.HAStatus(), t.DeviceConfigFilter())
+	return append(t.CommandFilters(), t.HAStatus(), t.DeviceConfigFilter(), t.ReaderFeedback())
 }

@@ -170,7 +170,7 @@ type harness struct {
 var testLock = Lock{ID: "lock1", UUID: "11111111-2222-3333-4444-555555555555", Name: "Front door", Secret: sesame.NewSecret("00112233445566778899aabbccddeeff")}
 
 // start builds a bridge on the in-memory cloud; call inside a synctest bubble.
-func start(t *testing.T, c *cloud, bud *fixedBudget, run bool) *harness {
+func start(t *testing.T, c *cloud, bud *fixedBudget, run bool, opts ...func(*Options)) *harness {
 	t.Helper()
 	logs := &logcapture.Buffer{}
 	h := &harness{
@@ -181,10 +181,14 @@ func start(t *testing.T, c *cloud, bud *fixedBudget, run bool) *harness {
 	if bud == nil {
 		bud = &fixedBudget{interval: time.Hour, ok: true, changed: make(chan struct{}, 1)}
 	}
-	b, err := New(Options{
+	o := Options{
 		Locks: []Lock{testLock}, Topics: h.topics, Version: "test", Cloud: c, Publisher: h.pub, Budget: bud,
 		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-	})
+	}
+	for _, f := range opts {
+		f(&o)
+	}
+	b, err := New(o)
 	if err != nil {
 		t.Fatal(err)
 	}

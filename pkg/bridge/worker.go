@@ -31,6 +31,16 @@ func (k readKind) String() string {
 // errSuperseded cancels a command when a different one arrives for the lock.
 var errSuperseded = errors.New("superseded by a newer command")
 
+// hooks let the submitter of a command follow it (a card tap shows it on
+// the reader). They run on the worker's goroutine, or the submitter's, and
+// must not block.
+type hooks struct {
+	// sending: the command, resolved to lock or unlock, is about to be sent.
+	sending func(action hass.Action)
+	// done: the command ended; called exactly once per submitted command.
+	done func(action hass.Action, outcome, detail string)
+}
+
 // job is one command from its arrival to its result.
 type job struct {
 	action   hass.Action
@@ -38,6 +48,10 @@ type job struct {
 	received time.Time
 	ctx      context.Context // set when the job becomes current
 	cancel   context.CancelCauseFunc
+
+	// Guarded by the worker's mu.
+	hooks []hooks
+	sent  hass.Action // the resolved action once sending; 0 before
 }
 
 // worker owns one lock: its commands (one at a time, the newest wins), its
@@ -77,15 +91,28 @@ func newWorker(b *Bridge, l Lock) *worker {
 // submit hands a command to the worker. A command equal to the one running
 // or waiting is coalesced; a different one replaces what is waiting and
 // cancels what is running (it will not be reported as done).
-func (w *worker) submit(action hass.Action, source string, now time.Time) {
+func (w *worker) submit(action hass.Action, source string, now time.Time, h *hooks) {
 	w.mu.Lock()
-	if (w.current != nil && w.current.action == action) || (w.pending != nil && w.pending.action == action) {
+	for _, j := range []*job{w.current, w.pending} {
+		if j == nil || j.action != action {
+			continue
+		}
+		sent := j.sent
+		if h != nil {
+			j.hooks = append(j.hooks, *h)
+		}
 		w.mu.Unlock()
 		w.log.Info("coalescing command: the same command is already in flight", "command", action.String(), "source", source)
+		if h != nil && h.sending != nil && sent != 0 {
+			h.sending(sent)
+		}
 		return
 	}
 	replaced := w.pending
 	w.pending = &job{action: action, source: source, received: now}
+	if h != nil {
+		w.pending.hooks = []hooks{*h}
+	}
 	if w.current != nil {
 		w.current.cancel(errSuperseded)
 	}
@@ -174,11 +201,22 @@ func (w *worker) execute(j *job) {
 	if action == hass.ActionUnlock {
 		target, moving, cmd = hass.Unlocked, hass.Unlocking, sesame.CmdUnlock
 	}
+	w.mu.Lock()
+	j.sent = action
+	hs := append([]hooks(nil), j.hooks...)
+	w.mu.Unlock()
+	for _, h := range hs {
+		if h.sending != nil {
+			h.sending(action)
+		}
+	}
 	w.publishState(moving)
 	if err := w.b.cloud.Command(deadline, w.lock.UUID, w.lock.Secret, cmd, j.source); err != nil {
+		w.b.cloudAnswered(err)
 		w.fail(ctx, j, action, err)
 		return
 	}
+	w.b.cloudAnswered(nil)
 	accepted := time.Now()
 	w.log.Info("command accepted by the cloud; confirming", "command", action.String(), "source", j.source)
 	w.confirm(ctx, j, action, target, accepted)
@@ -317,6 +355,7 @@ func (w *worker) readStatus(ctx context.Context) (sesame.Status, error) {
 	ctx, cancel := context.WithTimeout(ctx, w.b.timing.StatusTimeout)
 	defer cancel()
 	st, err := w.b.cloud.Status(ctx, w.lock.UUID)
+	w.b.cloudAnswered(err)
 	if err != nil {
 		return st, err
 	}
@@ -360,9 +399,10 @@ func (w *worker) confirmedState() hass.LockState {
 // against republish on reconnect.
 func (w *worker) publishState(s hass.LockState) {
 	w.mu.Lock()
-	defer w.mu.Unlock()
 	w.state = s
 	w.b.pub.Publish(w.b.topics.LockState(w.lock.ID), 1, true, []byte(s))
+	w.mu.Unlock()
+	w.b.setJammed(w.lock.ID, s == hass.Jammed)
 }
 
 // republish publishes what is known after a (re)connect.
@@ -384,4 +424,13 @@ func (w *worker) result(j *job, action hass.Action, outcome, detail string) {
 		detail = action.String() + ": " + detail
 	}
 	w.b.publishJSON(w.b.topics.LockResult(w.lock.ID), false, hass.Result{Command: cmd, Result: outcome, Detail: detail, Source: j.source})
+	w.mu.Lock()
+	hs := j.hooks
+	j.hooks = nil
+	w.mu.Unlock()
+	for _, h := range hs {
+		if h.done != nil {
+			h.done(action, outcome, detail)
+		}
+	}
 }

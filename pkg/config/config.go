@@ -53,6 +53,17 @@ type raw struct {
 	DiscoveryPrefix string `envconfig:"MQTT_DISCOVERY_PREFIX" default:"homeassistant" desc:"Home Assistant discovery prefix"`
 	BaseTopic       string `envconfig:"MQTT_BASE_TOPIC" default:"sesame2mqtt" desc:"root of every topic the bridge owns"`
 	LogLevel        string `envconfig:"LOG_LEVEL" default:"info" desc:"debug, info, warn or error"`
+
+	NFCDevice     string `envconfig:"NFC_DEVICE" desc:"card reader: a libnfc connstring (pn532_uart:/dev/ttyAMA0, pn532_i2c:/dev/i2c-1, acr122_usb, pn53x_usb) or auto for the first reader found; empty = no reader"`
+	NFCCards      string `envconfig:"NFC_CARDS" desc:"allowlist: comma-separated UID:NAME, UID in hex (canonical: uppercase, no separators, like 04112233445566)"`
+	NFCAction     string `envconfig:"NFC_ACTION" default:"toggle" desc:"what an allowlisted card does: toggle, unlock, lock or none (Home Assistant decides)"`
+	NFCLock       string `envconfig:"NFC_LOCK" desc:"UUID or name of the lock the reader drives; default the first lock"`
+	NFCTagScanner string `envconfig:"NFC_TAG_SCANNER" default:"all" desc:"which cards go to Home Assistant's tag registry: all or known"`
+	NFCHoldOff    string `envconfig:"NFC_HOLD_OFF" default:"3s" desc:"the same card counts as a new tap only after it left the reader and was not seen for this long (0s-1m)"`
+	LEDGreenPin   string `envconfig:"LED_GREEN_PIN" desc:"GPIO pin of the green LED (periph.io name, like GPIO23); empty = none"`
+	LEDRedPin     string `envconfig:"LED_RED_PIN" desc:"GPIO pin of the red LED, like GPIO22; empty = none"`
+	BuzzerPin     string `envconfig:"BUZZER_PIN" desc:"GPIO pin of an active buzzer; empty = none"`
+	LEDActiveLow  string `envconfig:"LED_ACTIVE_LOW" default:"false" desc:"true when the pins sink current (LED on = pin low)"`
 }
 
 // host holds the variables that only locate the default STATE_DIR. They
@@ -93,6 +104,8 @@ type Config struct {
 	DiscoveryPrefix string
 	BaseTopic       string
 	LogLevel        slog.Level
+	NFC             NFC
+	LED             LED
 }
 
 // Load reads the process environment through envconfig and validates it.
@@ -160,6 +173,20 @@ func (c Config) Redacted() map[string]any {
 		"mqtt_discovery_prefix": c.DiscoveryPrefix,
 		"mqtt_base_topic":       c.BaseTopic,
 		"log_level":             c.LogLevel.String(),
+		"nfc": map[string]any{
+			"device":      c.NFC.Device,
+			"cards":       len(c.NFC.Cards), // UIDs stay out of logs
+			"action":      c.NFC.Action,
+			"lock":        c.NFC.LockID,
+			"tag_scanner": c.NFC.TagScanner,
+			"hold_off":    c.NFC.HoldOff.String(),
+		},
+		"led": map[string]any{
+			"green":      c.LED.Green,
+			"red":        c.LED.Red,
+			"buzzer":     c.LED.Buzzer,
+			"active_low": c.LED.ActiveLow,
+		},
 	}
 }
 
@@ -221,6 +248,12 @@ func validate(r raw, h host) (Config, error) {
 
 	c.LogLevel, err = parseLevel(r.LogLevel)
 	add(err)
+
+	var more []error
+	c.NFC, more = parseNFC(r, c.Locks)
+	errs = append(errs, more...)
+	c.LED, more = parseLED(r)
+	errs = append(errs, more...)
 
 	if len(errs) > 0 {
 		return Config{}, errors.Join(errs...)

@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 const (
@@ -28,6 +29,8 @@ var contractVars = []string{
 	"SESAME_API_KEY", "SESAME_API_URL", "SESAME_LOCKS", "API_MONTHLY_BUDGET",
 	"STATE_DIR", "MQTT_URL", "MQTT_USERNAME", "MQTT_PASSWORD",
 	"MQTT_DISCOVERY_PREFIX", "MQTT_BASE_TOPIC", "LOG_LEVEL",
+	"NFC_DEVICE", "NFC_CARDS", "NFC_ACTION", "NFC_LOCK", "NFC_TAG_SCANNER", "NFC_HOLD_OFF",
+	"LED_GREEN_PIN", "LED_RED_PIN", "BUZZER_PIN", "LED_ACTIVE_LOW",
 	"XDG_STATE_HOME", "HOME",
 }
 
@@ -144,6 +147,16 @@ func TestLoadEveryVariable(t *testing.T) {
 		"MQTT_DISCOVERY_PREFIX": "ha/discovery",
 		"MQTT_BASE_TOPIC":       "home/locks-1_a",
 		"LOG_LEVEL":             "DeBuG",
+		"NFC_DEVICE":            "pn532_uart:/dev/ttyAMA0",
+		"NFC_CARDS":             "04a22b1cd35e80:Alice, 01:02:03:04:Bob:the:builder,0102030405060708:Chika",
+		"NFC_ACTION":            "Unlock",
+		"NFC_LOCK":              "sesame 1111",
+		"NFC_TAG_SCANNER":       "KNOWN",
+		"NFC_HOLD_OFF":          "1500ms",
+		"LED_GREEN_PIN":         "GPIO23",
+		"LED_RED_PIN":           "GPIO22",
+		"BUZZER_PIN":            "GPIO24",
+		"LED_ACTIVE_LOW":        "true",
 	})
 	c, err := Load()
 	if err != nil {
@@ -158,6 +171,19 @@ func TestLoadEveryVariable(t *testing.T) {
 		DiscoveryPrefix: "ha/discovery",
 		BaseTopic:       "home/locks-1_a",
 		LogLevel:        slog.LevelDebug,
+		NFC: NFC{
+			Device: "pn532_uart:/dev/ttyAMA0",
+			Cards: []Card{
+				{UID: []byte{0x04, 0xa2, 0x2b, 0x1c, 0xd3, 0x5e, 0x80}, Name: "Alice"},
+				{UID: []byte{1, 2, 3, 4}, Name: "Bob:the:builder"},
+				{UID: []byte{1, 2, 3, 4, 5, 6, 7, 8}, Name: "Chika"},
+			},
+			Action:     ActionUnlock,
+			LockID:     "11111111222233334444555555555555",
+			TagScanner: TagScannerKnown,
+			HoldOff:    1500 * time.Millisecond,
+		},
+		LED: LED{Green: "GPIO23", Red: "GPIO22", Buzzer: "GPIO24", ActiveLow: true},
 	}
 	got := c
 	got.APIKey, got.MQTTPassword, got.Locks = want.APIKey, want.MQTTPassword, nil

@@ -34,28 +34,44 @@ type Availability struct {
 // pointer so that the main entity can carry an explicit null (it then takes
 // the device's name).
 type Component struct {
-	Platform            string  `json:"platform"`
-	Name                *string `json:"name"`
-	UniqueID            string  `json:"unique_id"`
-	DefaultEntityID     string  `json:"default_entity_id"`
-	DeviceClass         string  `json:"device_class,omitempty"`
-	EntityCategory      string  `json:"entity_category,omitempty"`
-	StateClass          string  `json:"state_class,omitempty"`
-	Unit                string  `json:"unit_of_measurement,omitempty"`
-	Precision           *int    `json:"suggested_display_precision,omitempty"`
-	Icon                string  `json:"icon,omitempty"`
-	StateTopic          string  `json:"state_topic,omitempty"`
-	ValueTemplate       string  `json:"value_template,omitempty"`
-	CommandTopic        string  `json:"command_topic,omitempty"`
-	PayloadPress        string  `json:"payload_press,omitempty"`
-	PayloadLock         string  `json:"payload_lock,omitempty"`
-	PayloadUnlock       string  `json:"payload_unlock,omitempty"`
-	StateLocked         string  `json:"state_locked,omitempty"`
-	StateUnlocked       string  `json:"state_unlocked,omitempty"`
-	StateLocking        string  `json:"state_locking,omitempty"`
-	StateUnlocking      string  `json:"state_unlocking,omitempty"`
-	StateJammed         string  `json:"state_jammed,omitempty"`
-	JSONAttributesTopic string  `json:"json_attributes_topic,omitempty"`
+	Platform            string   `json:"platform"`
+	Name                *string  `json:"name"`
+	UniqueID            string   `json:"unique_id"`
+	DefaultEntityID     string   `json:"default_entity_id"`
+	Topic               string   `json:"topic,omitempty"` // tag scanners only
+	EventTypes          []string `json:"event_types,omitempty"`
+	DeviceClass         string   `json:"device_class,omitempty"`
+	EntityCategory      string   `json:"entity_category,omitempty"`
+	StateClass          string   `json:"state_class,omitempty"`
+	Unit                string   `json:"unit_of_measurement,omitempty"`
+	Precision           *int     `json:"suggested_display_precision,omitempty"`
+	Icon                string   `json:"icon,omitempty"`
+	StateTopic          string   `json:"state_topic,omitempty"`
+	ValueTemplate       string   `json:"value_template,omitempty"`
+	CommandTopic        string   `json:"command_topic,omitempty"`
+	PayloadPress        string   `json:"payload_press,omitempty"`
+	PayloadLock         string   `json:"payload_lock,omitempty"`
+	PayloadUnlock       string   `json:"payload_unlock,omitempty"`
+	StateLocked         string   `json:"state_locked,omitempty"`
+	StateUnlocked       string   `json:"state_unlocked,omitempty"`
+	StateLocking        string   `json:"state_locking,omitempty"`
+	StateUnlocking      string   `json:"state_unlocking,omitempty"`
+	StateJammed         string   `json:"state_jammed,omitempty"`
+	JSONAttributesTopic string   `json:"json_attributes_topic,omitempty"`
+}
+
+// MarshalJSON encodes a component. A tag scanner is not an entity: it has
+// no name, unique id or entity id, only its topic.
+func (c Component) MarshalJSON() ([]byte, error) {
+	if c.Platform == "tag" {
+		return json.Marshal(struct {
+			Platform      string `json:"platform"`
+			Topic         string `json:"topic"`
+			ValueTemplate string `json:"value_template,omitempty"`
+		}{c.Platform, c.Topic, c.ValueTemplate})
+	}
+	type plain Component
+	return json.Marshal(plain(c))
 }
 
 // DeviceConfig is a device-based discovery document

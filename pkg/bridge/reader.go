@@ -1,0 +1,316 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/sesame2mqtt/sesame2mqtt/pkg/access"
+	"github.com/sesame2mqtt/sesame2mqtt/pkg/hass"
+	"github.com/sesame2mqtt/sesame2mqtt/pkg/mqtt"
+	"github.com/sesame2mqtt/sesame2mqtt/pkg/nfc"
+	"github.com/sesame2mqtt/sesame2mqtt/pkg/sesame"
+)
+
+// Feedback shows what happened on the LEDs and buzzer by the door. Both
+// calls must return at once.
+type Feedback interface {
+	// Show plays a transient pattern.
+	Show(pattern string)
+	// Set turns a standing condition on or off.
+	Set(condition string, on bool)
+}
+
+// Feedback patterns and conditions the bridge uses.
+const (
+	PatternCardRead  = "card_read"
+	PatternUnlocking = "unlocking"
+	PatternLocking   = "locking"
+	PatternDenied    = "denied"
+	PatternLockout   = "lockout"
+	PatternFailed    = "failed"
+	PatternReady     = "ready"
+
+	ConditionOffline    = "offline"
+	ConditionJammed     = "jammed"
+	ConditionReaderGone = "reader_gone"
+)
+
+// CardAction is what an allowlisted card does.
+type CardAction int
+
+const (
+	CardNone CardAction = iota // Home Assistant decides
+	CardToggle
+	CardUnlock
+	CardLock
+)
+
+func (a CardAction) String() string {
+	switch a {
+	case CardToggle:
+		return "toggle"
+	case CardUnlock:
+		return "unlock"
+	case CardLock:
+		return "lock"
+	}
+	return "none"
+}
+
+func (a CardAction) hass() hass.Action {
+	switch a {
+	case CardToggle:
+		return hass.ActionToggle
+	case CardUnlock:
+		return hass.ActionUnlock
+	case CardLock:
+		return hass.ActionLock
+	}
+	return 0
+}
+
+// Reader configures the card reader's part of the bridge.
+type Reader struct {
+	Policy *access.Policy // the allowlist; owned by the goroutine calling Tap
+	Action CardAction
+	LockID string // the lock allowed cards drive
+	// AllTags sends every card (except random UIDs) to HA's tag registry;
+	// otherwise only allowlisted cards.
+	AllTags bool
+	// Hash is the log form of a UID.
+	Hash func(uid []byte) string
+}
+
+// readerState is the bridge's view of the reader and the door's feedback.
+type readerState struct {
+	mu        sync.Mutex
+	status    []byte // last reader status payload
+	jammed    map[string]bool
+	cloudDown bool
+	mqttDown  bool
+	offline   bool // the last offline condition given to the feedback
+	readyDone bool
+}
+
+// Tap handles one card tap. It must be called from one goroutine (the
+// reader's) and never blocks: the command goes to the lock's worker, the
+// messages to the outbox, the feedback to its own goroutine.
+func (b *Bridge) Tap(c nfc.Card, at time.Time) {
+	r := b.reader
+	if r == nil {
+		return
+	}
+	hash := r.Hash(c.UID)
+	d := r.Policy.Decide(c, at)
+	w := b.byID[r.LockID]
+	ev := hass.AccessEvent{Holder: hass.UnknownHolder, CardType: c.Kind.String(), Action: CardNone.String()}
+	if w != nil {
+		ev.Lock = w.lock.Name
+	}
+	switch d.Verdict {
+	case access.Ignored:
+		b.log.Debug("card ignored: lockout in force", "card", hash, "until", d.Until.UTC().Format(time.RFC3339))
+		return
+	case access.Granted:
+		ev.EventType, ev.Holder, ev.Action = hass.EventAccessGranted, d.Holder, r.Action.String()
+		b.show(PatternCardRead) // before the command, whose own pattern follows
+		if r.Action != CardNone && w != nil {
+			// The command first: everything else is news about it.
+			w.submit(r.Action.hass(), d.Holder, at, b.tapHooks(d.Holder, w))
+		}
+		b.log.Info("card accepted", "holder", d.Holder, "card", hash, "action", r.Action.String())
+		b.publishTag(c)
+	case access.Denied, access.LockedOut:
+		ev.EventType = hass.EventAccessDenied
+		if r.AllTags && !c.Random() {
+			ev.UID = c.HexUID()
+		}
+		b.log.Warn("unknown card refused", "card", hash, "random_uid", d.Random)
+		if r.AllTags && !c.Random() {
+			b.publishTag(c)
+		}
+		if d.Verdict == access.Denied {
+			b.show(PatternDenied)
+		}
+	}
+	b.publishJSON(b.topics.ReaderEvent(), false, ev)
+	if d.Verdict == access.LockedOut {
+		until := d.Until.UTC().Format(time.RFC3339)
+		b.log.Warn("too many unknown cards: ignoring every card until the lockout ends",
+			"unknown_taps", access.DefaultLimit, "within", access.DefaultWindow, "until", until)
+		b.show(PatternLockout)
+		b.publishJSON(b.topics.ReaderEvent(), false, hass.AccessEvent{
+			EventType: hass.EventLockout, Holder: hass.UnknownHolder, CardType: c.Kind.String(),
+			Action: CardNone.String(), Lock: ev.Lock, Until: until,
+		})
+	}
+}
+
+func (b *Bridge) publishTag(c nfc.Card) {
+	// The tag registry needs the UID itself; never retained (HA would scan
+	// it again on every reconnect).
+	b.pub.Publish(b.topics.ReaderTag(), 1, false, []byte(c.HexUID()))
+}
+
+// tapHooks follow a card's command to the LEDs and the event entity.
+func (b *Bridge) tapHooks(holder string, w *worker) *hooks {
+	return &hooks{
+		sending: func(a hass.Action) {
+			if a == hass.ActionUnlock {
+				b.show(PatternUnlocking)
+			} else {
+				b.show(PatternLocking)
+			}
+		},
+		done: func(a hass.Action, outcome, detail string) {
+			ev := hass.AccessEvent{EventType: hass.EventActionSucceeded, Holder: holder, Action: a.String(), Lock: w.lock.Name, Result: outcome, Detail: detail}
+			if outcome != hass.ResultSuccess {
+				ev.EventType = hass.EventActionFailed
+				b.show(PatternFailed)
+			}
+			b.publishJSON(b.topics.ReaderEvent(), false, ev)
+		},
+	}
+}
+
+// ReaderStatus publishes the reader's connectivity; it is the nfc.Reader's
+// OnStatus.
+func (b *Bridge) ReaderStatus(s nfc.Status, device string, err error) {
+	st := hass.ReaderState{Status: string(s), Device: device}
+	if err != nil {
+		st.Detail = err.Error()
+	}
+	payload, jerr := hass.JSON(st)
+	if jerr != nil {
+		b.log.Error("cannot encode the reader status", "err", jerr)
+		return
+	}
+	b.rs.mu.Lock()
+	b.rs.status = payload
+	b.pub.Publish(b.topics.ReaderStatus(), 1, true, payload)
+	b.rs.mu.Unlock()
+	b.set(ConditionReaderGone, s != nfc.StatusConnected)
+}
+
+// MQTTConnected tells the bridge whether MQTT is up (the feedback shows
+// "offline" while it is not).
+func (b *Bridge) MQTTConnected(up bool) {
+	b.rs.mu.Lock()
+	b.rs.mqttDown = !up
+	b.rs.mu.Unlock()
+	b.updateOffline()
+}
+
+// cloudAnswered records whether the Sesame cloud was reachable.
+func (b *Bridge) cloudAnswered(err error) {
+	var down bool
+	switch {
+	case err == nil:
+	case errors.Is(err, context.Canceled):
+		return // we gave up, the cloud did not fail
+	case sesame.IsTransient(err) || errors.Is(err, context.DeadlineExceeded):
+		down = true
+	}
+	b.rs.mu.Lock()
+	changed := b.rs.cloudDown != down
+	b.rs.cloudDown = down
+	b.rs.mu.Unlock()
+	if changed {
+		if down {
+			b.log.Warn("the Sesame cloud is unreachable", "err", err)
+		} else {
+			b.log.Info("the Sesame cloud answers again")
+		}
+		b.updateOffline()
+	}
+}
+
+func (b *Bridge) updateOffline() {
+	b.rs.mu.Lock()
+	off := b.rs.mqttDown || b.rs.cloudDown
+	changed := off != b.rs.offline
+	b.rs.offline = off
+	b.rs.mu.Unlock()
+	if changed {
+		b.set(ConditionOffline, off)
+	}
+}
+
+// setJammed tracks which locks are jammed; the feedback shows "jammed"
+// while any is.
+func (b *Bridge) setJammed(lockID string, jammed bool) {
+	b.rs.mu.Lock()
+	was := len(b.rs.jammed) > 0
+	if jammed {
+		b.rs.jammed[lockID] = true
+	} else {
+		delete(b.rs.jammed, lockID)
+	}
+	now := len(b.rs.jammed) > 0
+	b.rs.mu.Unlock()
+	if was != now {
+		b.set(ConditionJammed, now)
+	}
+}
+
+func (b *Bridge) show(p string) {
+	if b.feedback != nil {
+		b.feedback.Show(p)
+	}
+}
+
+func (b *Bridge) set(c string, on bool) {
+	if b.feedback != nil {
+		b.feedback.Set(c, on)
+	}
+}
+
+// handleFeedback plays a pattern Home Assistant asked for.
+func (b *Bridge) handleFeedback(m mqtt.Message) {
+	switch {
+	case m.Retained && len(m.Payload) > 0:
+		b.log.Warn("ignoring retained feedback command and clearing it from the broker", "topic", m.Topic)
+		b.pub.Publish(m.Topic, 1, true, nil)
+		return
+	case len(m.Payload) == 0, m.Duplicate:
+		return
+	case b.feedback == nil:
+		b.log.Warn("ignoring feedback command: no LED or buzzer is configured", "topic", m.Topic)
+		return
+	}
+	name := string(m.Payload)
+	if !slices.Contains(b.feedbackNames, name) {
+		b.log.Warn("ignoring feedback command: unknown pattern", "topic", m.Topic, "err", fmt.Errorf("%w: %s, want one of %v", hass.ErrBadPayload, describePayload(m.Payload), b.feedbackNames))
+		return
+	}
+	b.show(name)
+}
+
+// describePayload says what a payload was without echoing binary or long
+// data into the log.
+func describePayload(p []byte) string {
+	if len(p) <= 32 && slices.IndexFunc([]rune(string(p)), func(r rune) bool { return r < 0x20 || r == 0x7f || r == 0xfffd }) < 0 {
+		return fmt.Sprintf("got %q", p)
+	}
+	return fmt.Sprintf("got %d bytes", len(p))
+}
+
+// announceReader publishes the reader's discovery and last status.
+func (b *Bridge) announceReader() {
+	if !b.hasReaderDevice() {
+		return
+	}
+	b.pub.Publish(b.topics.DeviceConfig(b.discovery.ReaderDeviceID()), 1, true,
+		hass.Marshal(b.discovery.ReaderConfig(hass.Reader{NFC: b.reader != nil, Feedback: b.feedbackNames})))
+	b.rs.mu.Lock()
+	if b.rs.status != nil {
+		b.pub.Publish(b.topics.ReaderStatus(), 1, true, b.rs.status)
+	}
+	b.rs.mu.Unlock()
+}
+
+func (b *Bridge) hasReaderDevice() bool { return b.reader != nil || len(b.feedbackNames) > 0 }
