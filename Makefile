@@ -25,8 +25,10 @@ build: ## build bin/sesame2mqtt (stripped, version stamped from git)
 demo: ## run against a simulated lock and an embedded broker
 	go run ./cmd/sesame2mqtt -demo
 
-bench: ## HA command -> signed POST latency (median, p99) and the binary's idle RSS
+bench: ## HA command / card tap -> signed POST latency, and the binary's idle RSS
 	go test -run='^$$' -bench=CommandToSignedPOST -benchtime=500x -count=3 ./pkg/bridge
+	go test -run='^$$' -bench=CardToSignedPOST -benchtime=64x -count=2 ./cmd/sesame2mqtt
+	go test -run='^$$' -bench=CardToPoll -benchtime=20x ./pkg/nfc/libnfc
 	go test -run='^$$' -bench=IdleRSS -benchtime=1x ./cmd/sesame2mqtt
 
 fuzz: ## run each fuzz target for FUZZTIME

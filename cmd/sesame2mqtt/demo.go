@@ -76,6 +76,27 @@ func startDemo(listen string, out io.Writer) (func(), error) {
 	} else {
 		host, port = "<your broker>", "1883"
 	}
+	base := os.Getenv("MQTT_BASE_TOPIC")
+	if base == "" {
+		base = "sesame2mqtt"
+	}
+	reader := os.Getenv("NFC_DEVICE") == ""
+	if reader {
+		mqttURL := set["MQTT_URL"]
+		if mqttURL == "" {
+			mqttURL = os.Getenv("MQTT_URL")
+		}
+		dr, err := startDemoReader(out, mqttURL, base+"/demo/tap")
+		if err != nil {
+			stop()
+			return nil, err
+		}
+		stops = append(stops, dr.stop)
+		set["NFC_DEVICE"] = dr.sim.Connstring()
+		if os.Getenv("NFC_CARDS") == "" {
+			set["NFC_CARDS"] = demoAllowlist
+		}
+	}
 	for k, v := range set {
 		if err := os.Setenv(k, v); err != nil {
 			stop()
@@ -83,10 +104,6 @@ func startDemo(listen string, out io.Writer) (func(), error) {
 		}
 	}
 
-	base := os.Getenv("MQTT_BASE_TOPIC")
-	if base == "" {
-		base = "sesame2mqtt"
-	}
 	id := strings.ToLower(strings.ReplaceAll(demoUUID, "-", ""))
 	fmt.Fprintf(out, `sesame2mqtt demo: a simulated Sesame lock "Demo door" (UUID %s).
 The MQTT broker is %s:%s. In another terminal:
@@ -95,10 +112,17 @@ The MQTT broker is %s:%s. In another terminal:
   unlock:  mosquitto_pub -h %[2]s -p %[3]s -t '%[4]s/%[5]s/set' -m UNLOCK
   lock:    mosquitto_pub -h %[2]s -p %[3]s -t '%[4]s/%[5]s/set' -m LOCK
   toggle:  mosquitto_pub -h %[2]s -p %[3]s -t '%[4]s/%[5]s/toggle' -m PRESS
-
-Press Ctrl-C to stop.
-
 `, demoUUID, host, port, base, id)
+	if reader {
+		fmt.Fprintf(out, `
+A simulated PN532 card reader is attached (through the real libnfc driver).
+Alice and Chika (a FeliCa card) are on the allowlist; a tap toggles the lock.
+  tap:     type alice, chika, stranger or phone here and press Enter,
+           or: mosquitto_pub -h %[1]s -p %[2]s -t '%[3]s/demo/tap' -m alice
+  events:  mosquitto_sub -h %[1]s -p %[2]s -v -t '%[3]s/reader/#'
+`, host, port, base)
+	}
+	fmt.Fprintf(out, "\nPress Ctrl-C to stop.\n\n")
 	return stop, nil
 }
 

@@ -23,7 +23,9 @@ import (
 	"github.com/sesame2mqtt/sesame2mqtt/pkg/budget"
 	"github.com/sesame2mqtt/sesame2mqtt/pkg/config"
 	"github.com/sesame2mqtt/sesame2mqtt/pkg/hass"
+	"github.com/sesame2mqtt/sesame2mqtt/pkg/indicator"
 	"github.com/sesame2mqtt/sesame2mqtt/pkg/mqtt"
+	"github.com/sesame2mqtt/sesame2mqtt/pkg/nfc"
 	"github.com/sesame2mqtt/sesame2mqtt/pkg/sesame"
 )
 
@@ -126,6 +128,14 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	readerOpts, hasher, err := readerParts(cfg, log.With("component", "reader"))
+	if err != nil {
+		return err
+	}
+	lights, err := openLEDs(cfg, log.With("component", "indicator"))
+	if err != nil {
+		return err
+	}
 	topics := hass.Topics{Base: cfg.BaseTopic, Prefix: cfg.DiscoveryPrefix}
 	locks := make([]bridge.Lock, 0, len(cfg.Locks))
 	for _, l := range cfg.Locks {
@@ -136,21 +146,22 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	// the bridge, the bridge publishes through the client.
 	var br *bridge.Bridge
 	mq, err := mqtt.New(mqtt.Options{
-		URL:           cfg.MQTTURL,
-		Username:      cfg.MQTTUsername,
-		Password:      cfg.MQTTPassword.Reveal(),
-		WillTopic:     topics.Availability(),
-		WillPayload:   "offline",
-		Subscriptions: bridge.Subscriptions(topics),
-		OnMessage:     func(m mqtt.Message) { br.HandleMessage(m) },
-		OnConnect:     func() { br.OnConnect() },
-		Timeout:       3 * time.Second,
-		Logger:        log.With("component", "mqtt"),
+		URL:              cfg.MQTTURL,
+		Username:         cfg.MQTTUsername,
+		Password:         cfg.MQTTPassword.Reveal(),
+		WillTopic:        topics.Availability(),
+		WillPayload:      "offline",
+		Subscriptions:    bridge.Subscriptions(topics),
+		OnMessage:        func(m mqtt.Message) { br.HandleMessage(m) },
+		OnConnect:        func() { br.OnConnect(); br.MQTTConnected(true) },
+		OnConnectionLost: func(error) { br.MQTTConnected(false) },
+		Timeout:          3 * time.Second,
+		Logger:           log.With("component", "mqtt"),
 	})
 	if err != nil {
 		return err
 	}
-	br, err = bridge.New(bridge.Options{
+	bo := bridge.Options{
 		Locks:     locks,
 		Topics:    topics,
 		Version:   version,
@@ -158,9 +169,29 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		Publisher: mq,
 		Budget:    meter,
 		Logger:    log.With("component", "bridge"),
-	})
+		Reader:    readerOpts,
+	}
+	if lights != nil {
+		bo.Feedback, bo.FeedbackNames = lights, indicator.Names()
+	}
+	br, err = bridge.New(bo)
 	if err != nil {
 		return err
+	}
+	var reader *nfc.Reader
+	if readerOpts != nil {
+		reader, err = nfc.NewReader(nfc.Options{
+			Connstring: cfg.NFC.Device,
+			Open:       openReader,
+			HoldOff:    cfg.NFC.HoldOff,
+			OnTap:      br.Tap,
+			OnStatus:   br.ReaderStatus,
+			Hash:       hasher.Hash,
+			Logger:     log.With("component", "reader"),
+		})
+		if err != nil {
+			return err
+		}
 	}
 
 	log.Debug("configuration", "config", cfg) // Config.LogValue redacts the secrets
@@ -171,12 +202,19 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	// Shutdown order: the bridge's loops stop first and queue their last
 	// words (an interrupted command puts the confirmed state back); then the
 	// MQTT client drains its outbox, publishes "offline" and disconnects.
+	br.MQTTConnected(false) // the LEDs show offline until the first connect
 	g, gctx := errgroup.WithContext(ctx)
 	mqttCtx, stopMQTT := context.WithCancel(context.WithoutCancel(gctx))
 	defer stopMQTT()
 	g.Go(func() error { return mq.Run(mqttCtx) })
 	g.Go(func() error { defer stopMQTT(); return br.Run(gctx) })
 	g.Go(func() error { meter.Run(gctx); return nil })
+	if reader != nil {
+		g.Go(func() error { return reader.Run(gctx) })
+	}
+	if lights != nil {
+		g.Go(func() error { return lights.ind.Run(gctx) })
+	}
 
 	done := make(chan error, 1)
 	go func() { done <- g.Wait() }()

@@ -113,7 +113,9 @@ func (b *Bridge) Tap(c nfc.Card, at time.Time) {
 	}
 	switch d.Verdict {
 	case access.Ignored:
+		// Nothing is published; the person at the door sees why.
 		b.log.Debug("card ignored: lockout in force", "card", hash, "until", d.Until.UTC().Format(time.RFC3339))
+		b.show(PatternLockout)
 		return
 	case access.Granted:
 		ev.EventType, ev.Holder, ev.Action = hass.EventAccessGranted, d.Holder, r.Action.String()

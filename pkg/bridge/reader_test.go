@@ -218,7 +218,7 @@ func TestLockoutAfterFiveUnknownCards(t *testing.T) {
 		if !strings.Contains(h.logs.String(), "too many unknown cards") {
 			t.Error("no log line for the lockout")
 		}
-		if got := fb.got(); !equal(got, []string{PatternDenied, PatternDenied, PatternDenied, PatternDenied, PatternLockout}) {
+		if got := fb.got(); !equal(got, []string{PatternDenied, PatternDenied, PatternDenied, PatternDenied, PatternLockout, PatternLockout}) {
 			t.Errorf("feedback = %v", got)
 		}
 		time.Sleep(50 * time.Second) // the lockout (from the fifth tap, at 40 s) ended
