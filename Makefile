@@ -3,7 +3,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 FUZZTIME ?= 10s
 GOFLAGS_BUILD = -trimpath -ldflags "-s -w -X main.version=$(VERSION)"
 
-.PHONY: help test vet fmt build demo bench fuzz
+.PHONY: help test vet fmt build cross demo bench fuzz
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -21,6 +21,9 @@ fmt: ## format the code
 
 build: ## build bin/sesame2mqtt (stripped, version stamped from git)
 	go build $(GOFLAGS_BUILD) -o bin/sesame2mqtt ./cmd/sesame2mqtt
+
+cross: ## cross-compile the cgo binary for arm64 (the aarch64 add-on) and check the ELF
+	.ci/cross-arm64
 
 demo: ## run against a simulated lock and an embedded broker
 	go run ./cmd/sesame2mqtt -demo

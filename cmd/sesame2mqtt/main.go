@@ -19,6 +19,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/sesame2mqtt/sesame2mqtt/pkg/addon"
 	"github.com/sesame2mqtt/sesame2mqtt/pkg/bridge"
 	"github.com/sesame2mqtt/sesame2mqtt/pkg/budget"
 	"github.com/sesame2mqtt/sesame2mqtt/pkg/config"
@@ -81,12 +82,21 @@ func run(args []string, stdout, stderr io.Writer) int {
 		cleanup = append(cleanup, done)
 	}
 
+	// As a Home Assistant add-on, the options and the Supervisor's MQTT
+	// broker become environment variables (the environment wins); outside
+	// an add-on this changes nothing.
+	level := new(slog.LevelVar) // info until the configuration is read
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	if err := addon.Prepare(ctx, log, addon.ProcessEnv()); err != nil {
+		printConfigErrors(stderr, err)
+		return 2
+	}
 	cfg, err := config.Load()
 	if err != nil {
 		printConfigErrors(stderr, err)
 		return 2
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	level.Set(cfg.LogLevel)
 	if err := serve(ctx, cfg, log); err != nil {
 		log.Error("sesame2mqtt stopped", "err", err)
 		return 1
@@ -105,9 +115,26 @@ func printConfigErrors(w io.Writer, err error) {
 	} else {
 		lines = strings.Split(err.Error(), "\n")
 	}
+	_, asAddon := os.LookupEnv(addon.EnvSupervisorToken)
 	for _, l := range lines {
+		if asAddon {
+			l = withOption(l)
+		}
 		fmt.Fprintf(w, "configuration: %s\n", l)
 	}
+}
+
+// withOption names the add-on option behind the variable an error line
+// starts with: "SESAME_LOCKS entry 2: ..." gets " (add-on option locks)".
+func withOption(line string) string {
+	name := line
+	if i := strings.IndexAny(line, " :"); i >= 0 {
+		name = line[:i]
+	}
+	if opt, ok := addon.OptionFor(name); ok {
+		return line + " (add-on option " + opt + ")"
+	}
+	return line
 }
 
 // serve wires the parts and runs them until ctx is done.

@@ -1,0 +1,212 @@
+package addon
+
+// The options table against pkg/config: every option reaches the
+// configuration field it names, and every variable pkg/config reads is
+// offered as an option or listed in notOptions with the reason.
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/sesame2mqtt/sesame2mqtt/pkg/config"
+)
+
+// contract is the environment of issues A-C that the options map onto.
+var contract = []string{
+	"SESAME_API_KEY", "SESAME_API_URL", "SESAME_LOCKS", "API_MONTHLY_BUDGET", "STATE_DIR",
+	"MQTT_URL", "MQTT_USERNAME", "MQTT_PASSWORD", "MQTT_DISCOVERY_PREFIX", "MQTT_BASE_TOPIC",
+	"LOG_LEVEL",
+	"NFC_DEVICE", "NFC_CARDS", "NFC_ACTION", "NFC_LOCK", "NFC_TAG_SCANNER", "NFC_HOLD_OFF",
+	"LED_GREEN_PIN", "LED_RED_PIN", "BUZZER_PIN", "LED_ACTIVE_LOW",
+}
+
+// notOptions are the contract's variables deliberately not offered as
+// add-on options, and why.
+var notOptions = map[string]string{
+	"STATE_DIR": "fixed to /data, the add-on's persistent folder that backups include (Prepare sets it); nothing for the user to choose",
+}
+
+// configVars are the variables pkg/config documents in its usage table
+// (the first column of `sesame2mqtt -help`).
+func configVars(t *testing.T) []string {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := config.Usage(&buf); err != nil {
+		t.Fatal(err)
+	}
+	var vars []string
+	for i, line := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+		f := strings.Fields(line)
+		if i == 0 || len(f) == 0 {
+			continue // header
+		}
+		vars = append(vars, f[0])
+	}
+	if len(vars) < 5 {
+		t.Fatalf("could not read pkg/config's usage table:\n%s", buf.String())
+	}
+	return vars
+}
+
+func TestOptionsCoverTheContract(t *testing.T) {
+	mapped := map[string]string{}
+	for _, o := range options {
+		if prev, dup := mapped[o.env]; dup {
+			t.Errorf("%s is set by both %s and %s", o.env, prev, o.key)
+		}
+		mapped[o.env] = o.key
+		if !slices.Contains(contract, o.env) {
+			t.Errorf("option %s sets %s, which is not a variable of the contract", o.key, o.env)
+		}
+	}
+	for _, v := range contract {
+		_, isMapped := mapped[v]
+		why, isException := notOptions[v]
+		switch {
+		case isMapped && isException:
+			t.Errorf("%s is both an option and listed in notOptions (%s)", v, why)
+		case !isMapped && !isException:
+			t.Errorf("%s: no add-on option sets it; add one or list it in notOptions with the reason", v)
+		}
+	}
+
+	known := configVars(t)
+	for _, v := range known {
+		if !slices.Contains(contract, v) {
+			t.Errorf("pkg/config reads %s, which the add-on neither offers nor lists in notOptions", v)
+		}
+	}
+	for _, v := range contract {
+		if !slices.Contains(known, v) {
+			t.Errorf("%s is in the contract but pkg/config does not read it", v)
+		}
+	}
+}
+
+// Options go through LoadOptions and the environment into config.Load and
+// come out as the configuration fields they name.
+func TestOptionsReachConfig(t *testing.T) {
+	clearConfigEnv(t)
+	vars, err := LoadOptions(writeOptions(t, fullOptions))
+	if err != nil {
+		t.Fatal(err)
+	}
+	vars["STATE_DIR"] = t.TempDir()
+	for k, v := range vars {
+		t.Setenv(k, v)
+	}
+	cfg, err := config.Load()
+	if err != nil {
+		t.Fatalf("config.Load: %v", err)
+	}
+	check := func(field string, got, want any) {
+		t.Helper()
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%s = %v, want %v", field, got, want)
+		}
+	}
+	check("APIKey", cfg.APIKey.Reveal(), testAPIKey)
+	check("APIURL", cfg.APIURL, "https://sesame.example/api/sesame2")
+	check("MonthlyBudget", cfg.MonthlyBudget, 2500)
+	check("StateDir", cfg.StateDir, vars["STATE_DIR"])
+	check("MQTTURL", cfg.MQTTURL, "ssl://broker.example:8883")
+	check("MQTTUsername", cfg.MQTTUsername, "sesame")
+	check("MQTTPassword", cfg.MQTTPassword.Reveal(), testMQTTPass)
+	check("DiscoveryPrefix", cfg.DiscoveryPrefix, "ha")
+	check("BaseTopic", cfg.BaseTopic, "locks/sesame")
+	check("LogLevel", cfg.LogLevel.String(), "DEBUG")
+	if len(cfg.Locks) != 2 {
+		t.Fatalf("Locks = %v", cfg.Locks)
+	}
+	check("Locks[0]", []string{cfg.Locks[0].UUID, cfg.Locks[0].Secret.Reveal(), cfg.Locks[0].Name}, []string{testUUID1, testSecret1, "Front door"})
+	check("Locks[1]", []string{cfg.Locks[1].UUID, cfg.Locks[1].Secret.Reveal(), cfg.Locks[1].Name}, []string{testUUID2, testSecret2, "Back: garden"})
+
+	check("NFC.Device", cfg.NFC.Device, "pn532_uart:/dev/ttyAMA0")
+	check("NFC.Action", cfg.NFC.Action, "unlock")
+	check("NFC.LockID", cfg.NFC.LockID, cfg.Locks[0].ID()) // nfc_lock names "Front door"
+	check("NFC.TagScanner", cfg.NFC.TagScanner, "known")
+	check("NFC.HoldOff", cfg.NFC.HoldOff.String(), "2s")
+	if len(cfg.NFC.Cards) != 2 {
+		t.Fatalf("NFC.Cards = %v", cfg.NFC.Cards)
+	}
+	check("NFC.Cards[0]", []string{fmt.Sprintf("%X", cfg.NFC.Cards[0].UID), cfg.NFC.Cards[0].Name}, []string{"04A23BC4D58080", "Alice"})
+	check("NFC.Cards[1]", []string{fmt.Sprintf("%X", cfg.NFC.Cards[1].UID), cfg.NFC.Cards[1].Name}, []string{"04A23BC4", "Bob: spare"})
+	check("LED", []any{cfg.LED.Green, cfg.LED.Red, cfg.LED.Buzzer, cfg.LED.ActiveLow}, []any{"GPIO23", "GPIO24", "GPIO25", true})
+}
+
+// Every value a list(...) option offers in the form is one pkg/config accepts.
+func TestEnumOptionsAreAccepted(t *testing.T) {
+	m, _ := loadManifest(t)
+	schema := m["schema"].(map[string]any)
+	known := configVars(t)
+	for _, o := range options {
+		s, _ := schema[o.key].(string)
+		if !strings.HasPrefix(s, "list(") {
+			continue
+		}
+		values := strings.Split(strings.TrimSuffix(strings.TrimPrefix(strings.TrimSuffix(s, "?"), "list("), ")"), "|")
+		t.Run(o.key, func(t *testing.T) {
+			if !slices.Contains(known, o.env) {
+				t.Fatalf("pkg/config does not read %s", o.env)
+			}
+			for _, v := range values {
+				clearConfigEnv(t)
+				t.Setenv("STATE_DIR", t.TempDir())
+				vars, err := LoadOptions(writeOptions(t, fmt.Sprintf(`{"api_key": %q, "locks": [{"name": "D", "uuid": %q, "secret": %q}], %q: %q}`, testAPIKey, testUUID1, testSecret1, o.key, v)))
+				if err != nil {
+					t.Fatal(err)
+				}
+				for k, val := range vars {
+					t.Setenv(k, val)
+				}
+				if _, err := config.Load(); err != nil {
+					t.Errorf("%s=%s: config.Load: %v", o.key, v, err)
+				}
+			}
+		})
+	}
+}
+
+// The defaults in config.yaml, as the Supervisor writes them once the user
+// filled in the required fields, load without error.
+func TestManifestDefaultsLoad(t *testing.T) {
+	m, _ := loadManifest(t)
+	opts := map[string]any{}
+	for k, v := range m["options"].(map[string]any) {
+		opts[k] = v
+	}
+	if opts["api_key"] != nil {
+		t.Errorf("options.api_key = %v: the user's key has no default", opts["api_key"])
+	}
+	opts["api_key"] = testAPIKey
+	opts["locks"] = []any{map[string]any{"name": "Door", "uuid": testUUID1, "secret": testSecret1}}
+	data, err := json.Marshal(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vars, err := LoadOptions(writeOptions(t, string(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range options {
+		if !o.optional && o.kind != kindLocks && o.kind != kindCards && vars[o.env] == "" {
+			t.Errorf("default of %s did not reach %s", o.key, o.env)
+		}
+	}
+}
+
+func clearConfigEnv(t *testing.T) {
+	t.Helper()
+	for _, k := range append(slices.Clone(contract), "XDG_STATE_HOME") {
+		t.Setenv(k, "")
+		if err := os.Unsetenv(k); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
