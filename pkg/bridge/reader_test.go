@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"strings"
@@ -11,9 +12,12 @@ import (
 
 	"github.com/sesame2mqtt/sesame2mqtt/pkg/access"
 	"github.com/sesame2mqtt/sesame2mqtt/pkg/hass"
+	"github.com/sesame2mqtt/sesame2mqtt/pkg/indicator"
+	"github.com/sesame2mqtt/sesame2mqtt/pkg/indicator/indicatortest"
 	"github.com/sesame2mqtt/sesame2mqtt/pkg/mqtt"
 	"github.com/sesame2mqtt/sesame2mqtt/pkg/nfc"
 	"github.com/sesame2mqtt/sesame2mqtt/pkg/sesame"
+	"periph.io/x/conn/v3/gpio"
 )
 
 var (
@@ -367,6 +371,64 @@ func TestReaderDiscoveryAndRemoval(t *testing.T) {
 		h.b.HandleMessage(mqtt.Message{Topic: h.topics.DeviceConfig("s2m_reader"), Payload: []byte(cfg[0].Payload), Retained: true})
 		if got := h.pub.on(h.topics.DeviceConfig("s2m_reader")); len(got) != 1 {
 			t.Errorf("configured reader's discovery touched: %+v", got)
+		}
+	})
+}
+
+// indicatorFeedback plays the bridge's feedback on a real indicator.
+type indicatorFeedback struct{ ind *indicator.Indicator }
+
+func (f indicatorFeedback) Show(name string) {
+	if p, err := indicator.Parse(name); err == nil {
+		f.ind.Show(p)
+	}
+}
+func (f indicatorFeedback) Set(string, bool) {}
+
+// TestStuckLEDCannotDelayTheDoor: with the LED driver stuck in a GPIO write
+// for an hour, a tap's command still leaves at once.
+func TestStuckLEDCannotDelayTheDoor(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		green := indicatortest.NewPin("GPIO23", 23)
+		green.Hook = func(l gpio.Level) error {
+			if l == gpio.High {
+				<-release // the first "on" never returns while the test runs
+			}
+			return nil
+		}
+		ind := indicator.New(indicator.Outputs{Green: green, Red: indicatortest.NewPin("GPIO24", 24)}, nil)
+		ictx, stopLEDs := context.WithCancel(t.Context())
+		done := make(chan error, 1)
+		go func() { done <- ind.Run(ictx) }()
+		fb := indicatorFeedback{ind}
+		h := start(t, newCloud(sesame.StateLocked), nil, true, func(o *Options) {
+			withReader(readerSetup{action: CardToggle}, nil)(o)
+			o.Feedback = fb
+		})
+		synctest.Wait()
+		ind.Show(indicator.Ready) // green on: the driver is now stuck
+		synctest.Wait()
+		for i := range 3 {
+			t0 := time.Now()
+			card := aliceCard
+			h.b.Tap(card, t0)
+			synctest.Wait()
+			sent := h.cloud.sent()
+			if len(sent) != i+1 || !sent[i].At.Equal(t0) {
+				t.Fatalf("tap %d: sent %+v, want a command at the tap's instant", i+1, sent)
+			}
+			time.Sleep(20 * time.Second)
+		}
+		for _, w := range green.Writes() {
+			if w.L == gpio.High {
+				t.Fatal("the green LED was written on: the driver was not stuck, the test proves nothing")
+			}
+		}
+		close(release)
+		stopLEDs()
+		if err := <-done; err != nil {
+			t.Errorf("indicator Run = %v", err)
 		}
 	})
 }
