@@ -17,6 +17,7 @@ import (
 	"github.com/sesame2mqtt/sesame2mqtt/pkg/nfc"
 	"github.com/sesame2mqtt/sesame2mqtt/pkg/nfc/libnfc"
 	"github.com/sesame2mqtt/sesame2mqtt/pkg/nfc/pn532sim"
+	"github.com/sesame2mqtt/sesame2mqtt/pkg/nfc/pn532sim/pn532simtest"
 	"github.com/sesame2mqtt/sesame2mqtt/pkg/sesame"
 	"github.com/sesame2mqtt/sesame2mqtt/pkg/sesame/sesametest"
 )
@@ -32,7 +33,7 @@ func BenchmarkCardToSignedPOST(b *testing.B) {
 	broker := mosquittotest.Start(b)
 	fake := newFake(b)
 	fake.SetMoveDelay(0)
-	sim := startSim(b)
+	sim := pn532simtest.Start(b, "")
 	topics := hass.Topics{Base: "sesame2mqtt", Prefix: "homeassistant"}
 	ha := broker.Subscribe(b, topics.LockState(lockID))
 	log, _ := logcapture.New()

@@ -8,20 +8,10 @@ import (
 
 	"github.com/sesame2mqtt/sesame2mqtt/pkg/mqtt/mosquittotest"
 	"github.com/sesame2mqtt/sesame2mqtt/pkg/nfc/pn532sim"
+	"github.com/sesame2mqtt/sesame2mqtt/pkg/nfc/pn532sim/pn532simtest"
 	"github.com/sesame2mqtt/sesame2mqtt/pkg/sesame"
 	"github.com/sesame2mqtt/sesame2mqtt/pkg/sesame/sesametest"
 )
-
-// startSim starts a simulated PN532 that the binary's libnfc opens.
-func startSim(t testing.TB) *pn532sim.Sim {
-	t.Helper()
-	sim, err := pn532sim.Start(pn532sim.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sim.Close() })
-	return sim
-}
 
 func readerEnv(t testing.TB, broker *mosquittotest.Broker, fake *sesametest.Server, sim *pn532sim.Sim, extra ...string) []string {
 	env := append(bridgeEnv(t, broker, fake),
@@ -44,7 +34,7 @@ func tap(sim *pn532sim.Sim, c pn532sim.Card) {
 func TestCardTapEndToEnd(t *testing.T) {
 	broker := mosquittotest.Start(t)
 	fake := newFake(t)
-	sim := startSim(t)
+	sim := pn532simtest.Start(t, "")
 	rec := broker.Subscribe(t, "sesame2mqtt/#")
 	p := startProc(t, readerEnv(t, broker, fake, sim))
 	rec.WaitFor(t, "sesame2mqtt/reader/status", func(s string) bool { return strings.Contains(s, `"status":"connected"`) }, 10*time.Second)
@@ -109,7 +99,7 @@ func TestCardTapEndToEnd(t *testing.T) {
 func TestReaderUnpluggedAndBack(t *testing.T) {
 	broker := mosquittotest.Start(t)
 	fake := newFake(t)
-	sim := startSim(t)
+	sim := pn532simtest.Start(t, "")
 	rec := broker.Subscribe(t, "sesame2mqtt/#")
 	p := startProc(t, readerEnv(t, broker, fake, sim))
 	connected := func(s string) bool { return strings.Contains(s, `"status":"connected"`) }

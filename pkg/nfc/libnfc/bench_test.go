@@ -12,6 +12,7 @@ import (
 	"github.com/sesame2mqtt/sesame2mqtt/pkg/nfc"
 	"github.com/sesame2mqtt/sesame2mqtt/pkg/nfc/libnfc"
 	"github.com/sesame2mqtt/sesame2mqtt/pkg/nfc/pn532sim"
+	"github.com/sesame2mqtt/sesame2mqtt/pkg/nfc/pn532sim/pn532simtest"
 )
 
 // BenchmarkCardToPoll measures the time from a card entering the field to
@@ -44,7 +45,7 @@ func BenchmarkCardToPoll(b *testing.B) {
 }
 
 func benchCardToPoll(b *testing.B, card pn532sim.Card, randomPhase bool) {
-	s := startSim(b, "")
+	s := pn532simtest.Start(b, "")
 	d := open(b, s.Connstring())
 
 	start := time.Now()

@@ -14,10 +14,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sesame2mqtt/sesame2mqtt/pkg/logcapture"
 	"github.com/sesame2mqtt/sesame2mqtt/pkg/nfc"
 	"github.com/sesame2mqtt/sesame2mqtt/pkg/nfc/libnfc"
 	"github.com/sesame2mqtt/sesame2mqtt/pkg/nfc/pn532sim"
+	"github.com/sesame2mqtt/sesame2mqtt/pkg/nfc/pn532sim/pn532simtest"
 )
 
 // envDir is where the simulator of TestListDevicesAndAuto puts its port:
@@ -38,29 +38,6 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	os.RemoveAll(envDir)
 	os.Exit(code)
-}
-
-// startSim runs a simulated PN532 for the test, in dir ("" = a new one);
-// its log is printed when the test fails.
-func startSim(t testing.TB, dir string) *pn532sim.Sim {
-	t.Helper()
-	if dir == "" {
-		dir = t.TempDir()
-	}
-	log, buf := logcapture.New()
-	s, err := pn532sim.Start(pn532sim.Options{Logger: log, Dir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := s.Close(); err != nil {
-			t.Error(err)
-		}
-		if t.Failed() {
-			t.Logf("simulator log:\n%s", buf.String())
-		}
-	})
-	return s
 }
 
 func open(t testing.TB, connstring string) *libnfc.Device {
@@ -138,7 +115,7 @@ func TestTapAndPresence(t *testing.T) {
 		}(), nfc.ISO14443A, []byte{0x11, 0x22, 0x33, 0x44}},
 		{"FeliCa", pn532sim.FeliCa([]byte{0x01, 0x2E, 0x4C, 0x11, 0x22, 0x33, 0x44, 0x55}), nfc.FeliCa, []byte{0x01, 0x2E, 0x4C, 0x11, 0x22, 0x33, 0x44, 0x55}},
 	}
-	s := startSim(t, "")
+	s := pn532simtest.Start(t, "")
 	d := open(t, s.Connstring())
 	if d.Name() != s.Connstring() {
 		t.Errorf("Name() = %q, want %q", d.Name(), s.Connstring())
@@ -177,7 +154,7 @@ func TestTapAndPresence(t *testing.T) {
 }
 
 func TestPresentReplacedCard(t *testing.T) {
-	s := startSim(t, "")
+	s := pn532simtest.Start(t, "")
 	d := open(t, s.Connstring())
 	if ok, err := d.Present(); ok || err != nil {
 		t.Fatalf("Present before any Poll = %v, %v", ok, err)
@@ -198,7 +175,7 @@ func TestPresentReplacedCard(t *testing.T) {
 }
 
 func TestEmptyCycle(t *testing.T) {
-	s := startSim(t, "")
+	s := pn532simtest.Start(t, "")
 	d := open(t, s.Connstring())
 	start := time.Now()
 	if _, err := poll(t, d); !errors.Is(err, nfc.ErrNoCard) {
@@ -211,7 +188,7 @@ func TestEmptyCycle(t *testing.T) {
 }
 
 func TestAbortDuringPoll(t *testing.T) {
-	s := startSim(t, "")
+	s := pn532simtest.Start(t, "")
 	// Abort at different moments of the poll: right after the chip
 	// acknowledged InAutoPoll (libnfc may still be reading that ACK, when it
 	// does not hear aborts) and later, while it waits for the answer.
@@ -276,7 +253,7 @@ func TestAbortDuringPoll(t *testing.T) {
 }
 
 func TestAbortBetweenCalls(t *testing.T) {
-	s := startSim(t, "")
+	s := pn532simtest.Start(t, "")
 	d := open(t, s.Connstring())
 	s.Put(pn532sim.FeliCa([]byte{1, 2, 3, 4, 5, 6, 7, 8}))
 	// libnfc drops an abort that arrives while no reply is awaited; the
@@ -302,7 +279,7 @@ func TestAbortBetweenCalls(t *testing.T) {
 }
 
 func TestUnplugReplug(t *testing.T) {
-	s := startSim(t, "")
+	s := pn532simtest.Start(t, "")
 	notReaderGone := func(err error) bool {
 		return err == nil || errors.Is(err, nfc.ErrNoCard) || errors.Is(err, nfc.ErrAborted)
 	}
@@ -373,7 +350,7 @@ func TestUnplugReplug(t *testing.T) {
 }
 
 func TestListDevicesAndAuto(t *testing.T) {
-	s := startSim(t, envDir)
+	s := pn532simtest.Start(t, envDir)
 	l, err := libnfc.ListDevices()
 	if err != nil {
 		t.Fatal(err)

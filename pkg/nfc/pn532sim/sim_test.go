@@ -16,30 +16,8 @@ import (
 
 	"github.com/sesame2mqtt/sesame2mqtt/pkg/logcapture"
 	"github.com/sesame2mqtt/sesame2mqtt/pkg/nfc/pn532sim"
+	"github.com/sesame2mqtt/sesame2mqtt/pkg/nfc/pn532sim/pn532simtest"
 )
-
-// start runs a simulator for the test; its log is printed when the test
-// fails.
-func start(t *testing.T) *pn532sim.Sim {
-	t.Helper()
-	if runtime.GOOS != "linux" {
-		t.Skip("pn532sim needs Linux ptys")
-	}
-	log, buf := logcapture.New()
-	s, err := pn532sim.Start(pn532sim.Options{Logger: log, Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := s.Close(); err != nil {
-			t.Error(err)
-		}
-		if t.Failed() {
-			t.Logf("simulator log:\n%s", buf.String())
-		}
-	})
-	return s
-}
 
 // host is a minimal PN532 host speaking through the pty, as libnfc does.
 type host struct {
@@ -116,7 +94,7 @@ func (h *host) answer(timeout time.Duration) []byte {
 }
 
 func TestSessionsOverThePTY(t *testing.T) {
-	s := start(t)
+	s := pn532simtest.Start(t, "")
 	if !strings.HasPrefix(s.Connstring(), "pn532_uart:") || !strings.HasSuffix(s.Path(), "/"+pn532sim.LinkName) {
 		t.Fatalf("Connstring %q, Path %q", s.Connstring(), s.Path())
 	}
@@ -137,7 +115,7 @@ func TestSessionsOverThePTY(t *testing.T) {
 }
 
 func TestWaitPollingPutAndAbort(t *testing.T) {
-	s := start(t)
+	s := pn532simtest.Start(t, "")
 	h := dial(t, s.Path())
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -176,7 +154,7 @@ func TestWaitPollingPutAndAbort(t *testing.T) {
 }
 
 func TestUnplugReplug(t *testing.T) {
-	s := start(t)
+	s := pn532simtest.Start(t, "")
 	h := dial(t, s.Path())
 	h.call(0x02)
 
@@ -292,7 +270,7 @@ func libnfcTool(t *testing.T, s *pn532sim.Sim, timeout time.Duration, name strin
 }
 
 func TestNfcList(t *testing.T) {
-	s := start(t)
+	s := pn532simtest.Start(t, "")
 	tests := []struct {
 		card pn532sim.Card
 		mask string
@@ -321,7 +299,7 @@ func TestNfcList(t *testing.T) {
 }
 
 func TestNfcPoll(t *testing.T) {
-	s := start(t)
+	s := pn532simtest.Start(t, "")
 	cmd := libnfcTool(t, s, 30*time.Second, "nfc-poll")
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
