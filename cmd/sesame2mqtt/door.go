@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"log/slog"
 
 	"github.com/sesame2mqtt/sesame2mqtt/pkg/access"
@@ -69,7 +68,7 @@ func openLEDs(cfg config.Config, log *slog.Logger) (*leds, error) {
 		Green: cfg.LED.Green, Red: cfg.LED.Red, Buzzer: cfg.LED.Buzzer, ActiveLow: cfg.LED.ActiveLow,
 	}, log)
 	if err != nil {
-		return nil, fmt.Errorf("LEDs: %w", err)
+		return nil, err
 	}
 	l := &leds{ind: ind, conditions: map[string]indicator.Condition{}, log: log}
 	for _, c := range indicator.Conditions() {

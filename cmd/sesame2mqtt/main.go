@@ -98,11 +98,22 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	level.Set(cfg.LogLevel)
 	if err := serve(ctx, cfg, log); err != nil {
+		if ce, ok := errors.AsType[configError](err); ok {
+			printConfigErrors(stderr, ce.err)
+			return 2
+		}
 		log.Error("sesame2mqtt stopped", "err", err)
 		return 1
 	}
 	return 0
 }
+
+// configError is a configuration problem found only when a part starts
+// (a GPIO pin the machine does not have): reported like the others.
+type configError struct{ err error }
+
+func (e configError) Error() string { return e.err.Error() }
+func (e configError) Unwrap() error { return e.err }
 
 // printConfigErrors writes one line per configuration problem.
 func printConfigErrors(w io.Writer, err error) {
@@ -142,6 +153,12 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err := config.EnsureStateDir(cfg.StateDir); err != nil {
 		return err
 	}
+	// The pins are checked first: a pin the machine does not have is a
+	// configuration error, found before anything else is touched.
+	lights, err := openLEDs(cfg, log.With("component", "indicator"))
+	if err != nil {
+		return configError{err}
+	}
 	meter, err := budget.Open(filepath.Join(cfg.StateDir, "api-usage.json"), cfg.MonthlyBudget, time.Now, log.With("component", "budget"))
 	if err != nil {
 		return err
@@ -156,10 +173,6 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return err
 	}
 	readerOpts, hasher, err := readerParts(cfg, log.With("component", "reader"))
-	if err != nil {
-		return err
-	}
-	lights, err := openLEDs(cfg, log.With("component", "indicator"))
 	if err != nil {
 		return err
 	}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/sesame2mqtt/sesame2mqtt/pkg/logcapture"
 	"github.com/sesame2mqtt/sesame2mqtt/pkg/mqtt/mosquittotest"
+	"github.com/sesame2mqtt/sesame2mqtt/pkg/nfc/pn532sim/pn532simtest"
 	"github.com/sesame2mqtt/sesame2mqtt/pkg/sesame"
 	"github.com/sesame2mqtt/sesame2mqtt/pkg/sesame/sesametest"
 )
@@ -300,12 +301,24 @@ func TestDemo(t *testing.T) {
 // BenchmarkIdleRSS reports the resident memory of the running binary once it
 // has connected, read its lock and settled.
 func BenchmarkIdleRSS(b *testing.B) {
+	b.Run("locks", func(b *testing.B) { idleRSS(b, false) })
+	// With a reader polling (the simulated PN532, through libnfc) and the
+	// UID hash key loaded.
+	b.Run("locks+reader", func(b *testing.B) { idleRSS(b, true) })
+}
+
+func idleRSS(b *testing.B, reader bool) {
 	broker := mosquittotest.Start(b)
 	fake := newFake(b)
 	rec := broker.Subscribe(b, "sesame2mqtt/#")
+	env := bridgeEnv(b, broker, fake)
+	if reader {
+		sim := pn532simtest.Start(b, "")
+		env = append(env, "NFC_DEVICE="+sim.Connstring(), "NFC_CARDS=04A22B1CD35E80:Alice")
+	}
 	var worst float64
 	for i := 0; i < b.N; i++ {
-		p := startProc(b, bridgeEnv(b, broker, fake))
+		p := startProc(b, env)
 		rec.WaitForAfter(b, time.Now().Add(-time.Second), "sesame2mqtt/"+lockID+"/state", nil, 10*time.Second)
 		time.Sleep(3 * time.Second)
 		rss, err := vmRSS(p.cmd.Process.Pid)
@@ -365,5 +378,37 @@ func TestSIGTERMDuringCommandLeavesNoUnconfirmedState(t *testing.T) {
 	}
 	if m := broker.Subscribe(t, avail).WaitFor(t, avail, nil, 2*time.Second); m.Payload != "offline" {
 		t.Errorf("availability %q", m.Payload)
+	}
+}
+
+// TestMissingGPIOPinIsAConfigurationError: a pin the machine does not have
+// (this one has no GPIO at all) stops the bridge at start-up like any other
+// configuration problem, before any network traffic.
+func TestMissingGPIOPinIsAConfigurationError(t *testing.T) {
+	var conns atomic.Int32
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { conns.Add(1) }))
+	defer api.Close()
+	p := startProc(t, cleanEnv(t,
+		"SESAME_API_KEY="+apiKey,
+		"SESAME_API_URL="+api.URL,
+		"SESAME_LOCKS="+lockUUID+":"+lockSecret,
+		"STATE_DIR="+t.TempDir(),
+		"LED_RED_PIN=GPIO_NO_SUCH_PIN",
+	))
+	select {
+	case err := <-p.waited:
+		p.waited <- err
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
+			t.Fatalf("exit %v, want status 2", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("did not exit")
+	}
+	out := strings.TrimSpace(p.stderr.String())
+	if !strings.HasPrefix(out, "configuration: ") || !strings.Contains(out, `LED_RED_PIN="GPIO_NO_SUCH_PIN": no such GPIO pin`) || strings.Count(out, "\n") != 0 {
+		t.Errorf("want one configuration line naming the variable and the pin, got:\n%s", out)
+	}
+	if n := conns.Load(); n != 0 {
+		t.Errorf("%d requests made before the pin was checked", n)
 	}
 }
