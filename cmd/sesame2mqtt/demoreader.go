@@ -145,11 +145,11 @@ func (d *demoReader) stop() {
 }
 
 // pollableStdin returns stdin as a file the runtime poller can interrupt
-// (a terminal or a pipe), or false when that is not possible (a regular
-// file or /dev/null, which need no reader: they end at once).
+// (a terminal or a pipe), or false for a regular file, which the poller
+// cannot wait on.
 func pollableStdin() (*os.File, bool) {
 	fi, err := os.Stdin.Stat()
-	if err != nil || fi.Mode().IsRegular() || fi.Mode()&os.ModeCharDevice != 0 && fi.Name() == "null" {
+	if err != nil || fi.Mode().IsRegular() {
 		return nil, false
 	}
 	fd, err := syscall.Dup(int(os.Stdin.Fd()))

@@ -290,8 +290,29 @@ func TestDemo(t *testing.T) {
 	}
 	waitState("UNLOCKED")
 
+	// The simulated reader: Alice's card, tapped over MQTT, locks it again
+	// (toggle) through the real libnfc driver.
+	events := make(chan string, 16)
+	tok = client.Subscribe("sesame2mqtt/reader/event", 1, func(_ paho.Client, m paho.Message) { events <- string(m.Payload()) })
+	if !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("subscribe: %v", tok.Error())
+	}
+	pub = client.Publish("sesame2mqtt/demo/tap", 1, false, "alice")
+	if !pub.WaitTimeout(5*time.Second) || pub.Error() != nil {
+		t.Fatalf("publish: %v", pub.Error())
+	}
+	select {
+	case e := <-events:
+		if !strings.Contains(e, `"event_type":"access_granted"`) || !strings.Contains(e, `"holder":"Alice"`) {
+			t.Errorf("first reader event = %s, want Alice granted", e)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no reader event after a demo tap; stderr:\n%s", p.stderr.String())
+	}
+	waitState("LOCKED")
+
 	out := p.stdout.String()
-	for _, want := range []string{"mosquitto_sub", "mosquitto_pub", "sesame2mqtt/" + id + "/set", "UNLOCK"} {
+	for _, want := range []string{"mosquitto_sub", "mosquitto_pub", "sesame2mqtt/" + id + "/set", "UNLOCK", "sesame2mqtt/demo/tap"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("demo instructions lack %q:\n%s", want, out)
 		}
