@@ -44,6 +44,9 @@ func readerParts(cfg config.Config, log *slog.Logger) (*bridge.Reader, *access.H
 	}[cfg.NFC.Action]
 	log.Info("card reader configured", "device", cfg.NFC.Device, "cards", len(cards),
 		"action", action.String(), "tag_scanner", cfg.NFC.TagScanner)
+	if len(cards) == 0 && action != bridge.CardNone {
+		log.Warn("NFC_CARDS is empty: every card is refused; taps still reach Home Assistant")
+	}
 	return &bridge.Reader{
 		Policy:  access.New(cards),
 		Action:  action,
