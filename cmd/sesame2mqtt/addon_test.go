@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -102,15 +101,7 @@ func TestAddonInvalidOptions(t *testing.T) {
 		"monthly_api_budget": "lots",
 	})
 	p := startProc(t, cleanEnv(t, "OPTIONS_FILE="+options, "SUPERVISOR_TOKEN=t", "SUPERVISOR_URL="+supervisor.URL))
-	select {
-	case err := <-p.waited:
-		p.waited <- err
-		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
-			t.Fatalf("exit %v, want status 2", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("did not exit")
-	}
+	p.waitExit(t, 2, 10*time.Second)
 	out := p.stderr.String()
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	var problems []string

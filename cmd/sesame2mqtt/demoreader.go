@@ -65,7 +65,9 @@ func startDemoReader(out io.Writer, mqttURL, tapTopic string) (*demoReader, erro
 			}
 		},
 		Timeout: 3 * time.Second,
-		Logger:  slog.New(slog.DiscardHandler),
+		// Only problems, so the demo's terminal says why taps over MQTT
+		// would not arrive.
+		Logger: slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: slog.LevelWarn})).With("component", "demo-tap-listener"),
 	})
 	if err != nil {
 		d.stop()

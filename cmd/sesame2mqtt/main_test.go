@@ -104,6 +104,26 @@ func (p *proc) terminate(t testing.TB, within time.Duration) {
 	}
 }
 
+// waitExit fails the test unless the process exits with code within d.
+func (p *proc) waitExit(t testing.TB, code int, d time.Duration) {
+	t.Helper()
+	select {
+	case err := <-p.waited:
+		p.waited <- err
+		got := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			got = ee.ExitCode()
+		} else if err != nil {
+			t.Fatalf("wait: %v", err)
+		}
+		if got != code {
+			t.Fatalf("exit status %d, want %d; stderr:\n%s", got, code, p.stderr.String())
+		}
+	case <-time.After(d):
+		t.Fatalf("still running %s after start, want exit status %d", d, code)
+	}
+}
+
 // is matches a payload exactly.
 func is(want string) func(string) bool { return func(s string) bool { return s == want } }
 
@@ -152,16 +172,7 @@ func TestInvalidConfigurationExitsBeforeAnyTraffic(t *testing.T) {
 		"MQTT_URL=tcp://"+ln.Addr().String(),
 	)
 	p := startProc(t, env)
-	select {
-	case err := <-p.waited:
-		p.waited <- err
-		ee, ok := err.(*exec.ExitError)
-		if !ok || ee.ExitCode() != 2 {
-			t.Fatalf("exit %v, want status 2", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("did not exit")
-	}
+	p.waitExit(t, 2, 10*time.Second)
 	lines := strings.Split(strings.TrimSpace(p.stderr.String()), "\n")
 	for _, want := range []string{"SESAME_API_KEY", "UUID", "32 hex", "API_MONTHLY_BUDGET"} {
 		found := false
@@ -416,15 +427,7 @@ func TestMissingGPIOPinIsAConfigurationError(t *testing.T) {
 		"STATE_DIR="+t.TempDir(),
 		"LED_RED_PIN=GPIO_NO_SUCH_PIN",
 	))
-	select {
-	case err := <-p.waited:
-		p.waited <- err
-		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
-			t.Fatalf("exit %v, want status 2", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("did not exit")
-	}
+	p.waitExit(t, 2, 10*time.Second)
 	out := strings.TrimSpace(p.stderr.String())
 	if !strings.HasPrefix(out, "configuration: ") || !strings.Contains(out, `LED_RED_PIN="GPIO_NO_SUCH_PIN": no such GPIO pin`) || strings.Count(out, "\n") != 0 {
 		t.Errorf("want one configuration line naming the variable and the pin, got:\n%s", out)

@@ -3,8 +3,6 @@ package bridge
 import (
 	"context"
 	"errors"
-	"fmt"
-	"slices"
 	"sync"
 	"time"
 
@@ -106,11 +104,8 @@ func (b *Bridge) Tap(c nfc.Card, at time.Time) {
 	}
 	hash := r.Hash(c.UID)
 	d := r.Policy.Decide(c, at)
-	w := b.byID[r.LockID]
-	ev := hass.AccessEvent{Holder: hass.UnknownHolder, CardType: c.Kind.String(), Action: CardNone.String()}
-	if w != nil {
-		ev.Lock = w.lock.Name
-	}
+	w := b.byID[r.LockID] // New checked that it exists
+	ev := hass.AccessEvent{Holder: hass.UnknownHolder, CardType: c.Kind.String(), Action: CardNone.String(), Lock: w.lock.Name}
 	switch d.Verdict {
 	case access.Ignored:
 		// Nothing is published; the person at the door sees why.
@@ -120,7 +115,7 @@ func (b *Bridge) Tap(c nfc.Card, at time.Time) {
 	case access.Granted:
 		ev.EventType, ev.Holder, ev.Action = hass.EventAccessGranted, d.Holder, r.Action.String()
 		b.show(PatternCardRead) // before the command, whose own pattern follows
-		if r.Action != CardNone && w != nil {
+		if r.Action != CardNone {
 			// The command first: everything else is news about it.
 			w.submit(r.Action.hass(), d.Holder, at, b.tapHooks(d.Holder, w))
 		}
@@ -284,21 +279,12 @@ func (b *Bridge) handleFeedback(m mqtt.Message) {
 		b.log.Warn("ignoring feedback command: no LED or buzzer is configured", "topic", m.Topic)
 		return
 	}
-	name := string(m.Payload)
-	if !slices.Contains(b.feedbackNames, name) {
-		b.log.Warn("ignoring feedback command: unknown pattern", "topic", m.Topic, "err", fmt.Errorf("%w: %s, want one of %v", hass.ErrBadPayload, describePayload(m.Payload), b.feedbackNames))
+	name, err := hass.ParseFeedback(m.Payload, b.feedbackNames)
+	if err != nil {
+		b.log.Warn("ignoring feedback command", "topic", m.Topic, "err", err)
 		return
 	}
 	b.show(name)
-}
-
-// describePayload says what a payload was without echoing binary or long
-// data into the log.
-func describePayload(p []byte) string {
-	if len(p) <= 32 && slices.IndexFunc([]rune(string(p)), func(r rune) bool { return r < 0x20 || r == 0x7f || r == 0xfffd }) < 0 {
-		return fmt.Sprintf("got %q", p)
-	}
-	return fmt.Sprintf("got %d bytes", len(p))
 }
 
 // announceReader publishes the reader's discovery and last status.

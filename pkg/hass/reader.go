@@ -1,5 +1,10 @@
 package hass
 
+import (
+	"fmt"
+	"slices"
+)
+
 // Reader topics: one card reader (and its LEDs) per bridge.
 
 // ReaderTag carries the UID of each tap for Home Assistant's tag registry.
@@ -13,6 +18,15 @@ func (t Topics) ReaderStatus() string { return t.Base + "/reader/status" }
 
 // ReaderFeedback is the command topic that plays an LED/buzzer pattern.
 func (t Topics) ReaderFeedback() string { return t.Base + "/reader/feedback" }
+
+// ParseFeedback checks a message on the feedback topic: exactly one of the
+// pattern names, no trimming or case folding, as for the lock commands.
+func ParseFeedback(payload []byte, names []string) (string, error) {
+	if p := string(payload); slices.Contains(names, p) {
+		return p, nil
+	}
+	return "", fmt.Errorf("%w: want one of %v (%s)", ErrBadPayload, names, describe(payload))
+}
 
 // Access event types, in the order the event entity lists them.
 const (

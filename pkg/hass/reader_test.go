@@ -2,6 +2,8 @@ package hass
 
 import (
 	"encoding/json"
+	"errors"
+	"strings"
 	"testing"
 )
 
@@ -57,5 +59,22 @@ func TestReaderConfigAsHAReadsIt(t *testing.T) {
 	}
 	if !OwnedBy(raw, "sesame2mqtt/bridge/availability") {
 		t.Error("reader document must be recognisably ours")
+	}
+}
+
+func TestParseFeedback(t *testing.T) {
+	names := []string{"ok", "ko"}
+	for _, p := range names {
+		if got, err := ParseFeedback([]byte(p), names); err != nil || got != p {
+			t.Errorf("ParseFeedback(%q) = %q, %v", p, got, err)
+		}
+	}
+	for _, tt := range []struct{ payload, says string }{
+		{"OK", `got "OK"`}, {" ok", `got " ok"`}, {"", "empty payload"}, {"\x00\xff", "got 2 bytes"},
+	} {
+		got, err := ParseFeedback([]byte(tt.payload), names)
+		if !errors.Is(err, ErrBadPayload) || got != "" || !strings.Contains(err.Error(), tt.says) || !strings.Contains(err.Error(), "[ok ko]") {
+			t.Errorf("ParseFeedback(%q) = %q, %v; want ErrBadPayload saying %s and the names", tt.payload, got, err, tt.says)
+		}
 	}
 }
