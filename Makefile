@@ -3,7 +3,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 FUZZTIME ?= 10s
 GOFLAGS_BUILD = -trimpath -ldflags "-s -w -X main.version=$(VERSION)"
 
-.PHONY: help test vet fmt build cross demo bench fuzz
+.PHONY: help test vet fmt build cross image e2e demo bench fuzz
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -22,8 +22,14 @@ fmt: ## format the code
 build: ## build bin/sesame2mqtt (stripped, version stamped from git)
 	go build $(GOFLAGS_BUILD) -o bin/sesame2mqtt ./cmd/sesame2mqtt
 
-cross: ## cross-compile the cgo binary for arm64 (the aarch64 add-on) and check the ELF
-	.ci/cross-arm64
+cross: ## static binaries with the reader for the Pi Zero (ARMv6) and arm64, run under qemu
+	.ci/cross
+
+image: ## build the add-on image with buildah on local Debian base images, and run it once
+	.ci/image
+
+e2e: ## the contract test against a real Home Assistant (cached venv) and Mosquitto
+	.ci/e2e
 
 demo: ## run against a simulated lock and an embedded broker
 	go run ./cmd/sesame2mqtt -demo
