@@ -4,7 +4,7 @@
 #   docker buildx build --platform linux/amd64,linux/arm64 --build-arg BUILD_VERSION=0.1.0 .
 #
 # Base images. The binary links libnfc through cgo, and CI builds and tests it against
-# Debian bookworm's libnfc 1.8.0 and glibc (.ci/run, and .ci/cross-arm64 for aarch64).
+# Debian bookworm's libnfc 1.8.0 and glibc (.ci/run, and .ci/cross for aarch64).
 # A glibc binary does not run on musl, so Home Assistant's Alpine base
 # (ghcr.io/home-assistant/base) would mean a second, untested toolchain (Alpine's musl
 # libnfc). The binary needs nothing from that base either: no bashio, no S6 — it reads
@@ -24,8 +24,8 @@ ARG BUILD_VERSION=dev
 # with its C library, and the target's multiarch libnfc-dev (this throwaway stage needs
 # no native libnfc-dev, so the two cannot collide); pkg-config then reads the target's
 # libnfc.pc, and the cross compiler finds nfc/nfc.h in /usr/include and the libraries in
-# /usr/lib/<triplet>, which it searches. (.ci/cross-arm64 proves the same link on a CI
-# machine where the native libnfc-dev must stay.)
+# /usr/lib/<triplet>, which it searches. (.ci/cross links bookworm's arm64 libnfc too,
+# statically, on a CI machine where the native libnfc-dev must stay.)
 RUN set -eux; \
     case "$TARGETARCH" in \
       amd64) triplet=x86_64-linux-gnu; cross="gcc-x86-64-linux-gnu libc6-dev-amd64-cross" ;; \

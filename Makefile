@@ -34,7 +34,7 @@ build: ## build bin/sesame2mqtt (stripped, version stamped from git)
 	go build $(GOFLAGS_BUILD) -o bin/sesame2mqtt ./cmd/sesame2mqtt
 
 cross: ## static binaries with the reader for the Pi Zero (ARMv6) and arm64, run under qemu
-	.ci/cross
+	VERSION=$(VERSION) .ci/cross
 
 image: ## build the add-on image with buildah on local Debian base images, and run it once
 	.ci/image
