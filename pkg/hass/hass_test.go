@@ -298,3 +298,40 @@ func FuzzParseCommand(f *testing.F) {
 		}
 	})
 }
+
+// TestLongestTopic: no topic in any discovery document, nor any topic the
+// bridge subscribes to, is longer than LongestTopic says.
+func TestLongestTopic(t *testing.T) {
+	for _, tp := range []Topics{{Base: "sesame2mqtt", Prefix: "homeassistant"}, {Base: "a", Prefix: "very/long/discovery/prefix/indeed"}, {Base: "x/" + strings.Repeat("b", 300), Prefix: "h"}} {
+		ids := []string{"488e1234abcd4ef0a1b2c3d4e5f60718", "00000000000000000000000000000001"}
+		max := len(tp.LongestTopic(ids))
+		d := Discovery{Topics: tp}
+		docs := []DeviceConfig{d.BridgeConfig(), d.ReaderConfig(Reader{NFC: true, Feedback: []string{"ok", "ko"}})}
+		for _, id := range ids {
+			docs = append(docs, d.LockConfig(Lock{ID: id, UUID: id, Name: "x"}))
+		}
+		var seen []string
+		for _, doc := range docs {
+			for _, a := range doc.Availability {
+				seen = append(seen, a.Topic)
+			}
+			for _, c := range doc.Components {
+				seen = append(seen, c.Topic, c.StateTopic, c.CommandTopic, c.JSONAttributesTopic)
+			}
+		}
+		seen = append(seen, tp.DeviceConfig(d.BridgeDeviceID()), tp.DeviceConfig(d.ReaderDeviceID()), tp.DeviceConfig(LockDeviceID(ids[0])), tp.HAStatus())
+		seen = append(seen, tp.CommandFilters()...)
+		longest := ""
+		for _, s := range seen {
+			if len(s) > max {
+				t.Errorf("%s: topic %q (%d bytes) is longer than LongestTopic's %d", tp.Base, s, len(s), max)
+			}
+			if len(s) > len(longest) {
+				longest = s
+			}
+		}
+		if len(longest) != max {
+			t.Errorf("%s: LongestTopic %d bytes, but the longest topic in use is %q (%d)", tp.Base, max, longest, len(longest))
+		}
+	}
+}
