@@ -142,8 +142,10 @@ func (c *Client) ClockState() ClockState {
 	return ClockState{Measured: measured, Offset: off, Corrected: corrected}
 }
 
-// ClockChanged receives a value (one slot, never blocking the client) when
-// the offset, rounded to the second, or the signing clock changed.
+// ClockChanged receives a value (one slot, never blocking the client) at
+// the first measurement, when the offset moved by 2 s or more since the last
+// value (less is the Date header's resolution and the round trip), and
+// when the signing clock changed.
 func (c *Client) ClockChanged() <-chan struct{} { return c.clock.changed }
 
 // defaultHTTPClient bounds every phase of a connection; the per-attempt

@@ -24,6 +24,9 @@ const (
 	clockRewarn = 30 * time.Second
 	// dateResolution: the Date header drops the fraction of its second.
 	dateResolution = time.Second
+	// clockJitter: a change of the offset smaller than this is the Date
+	// header's resolution and the round trip, not news.
+	clockJitter = 2 * time.Second
 )
 
 // clock measures the offset of the host's clock to the cloud's from the
@@ -31,7 +34,7 @@ const (
 type clock struct {
 	log *slog.Logger
 
-	changed chan struct{} // one slot: the offset or the signing clock changed
+	changed chan struct{} // one slot: the offset moved, or the signing clock changed
 
 	mu       sync.Mutex
 	measured bool
@@ -40,6 +43,7 @@ type clock struct {
 	refCloud time.Time     // the cloud's time at refHost
 	refHost  time.Time     // the host's reading then (with its monotonic clock)
 	logged   time.Duration // the offset last warned about
+	told     time.Duration // the offset last signalled on changed
 }
 
 func newClock(log *slog.Logger) *clock {
@@ -61,7 +65,7 @@ func (c *clock) observe(date string, sent, received time.Time) (time.Duration, b
 	off := cloud.Sub(host.Round(0)) // wall clocks: the monotonic reading has no say here
 
 	c.mu.Lock()
-	was, wasMeasured, prev := c.skewed, c.measured, c.offset
+	was, wasMeasured := c.skewed, c.measured
 	switch a := abs(off); {
 	case a > ClockSkewThreshold:
 		c.skewed = true
@@ -75,6 +79,10 @@ func (c *clock) observe(date string, sent, received time.Time) (time.Duration, b
 		c.logged = off
 	}
 	now := c.skewed
+	tell := !wasMeasured || was != now || abs(off-c.told) >= clockJitter
+	if tell {
+		c.told = off
+	}
 	c.mu.Unlock()
 
 	switch {
@@ -88,7 +96,7 @@ func (c *clock) observe(date string, sent, received time.Time) (time.Duration, b
 		c.log.Info("the host's clock agrees with the Sesame cloud's again: signing commands with the host's time",
 			"offset", off.Round(time.Second))
 	}
-	if !wasMeasured || was != now || off.Round(time.Second) != prev.Round(time.Second) {
+	if tell {
 		select {
 		case c.changed <- struct{}{}:
 		default:

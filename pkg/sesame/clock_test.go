@@ -132,8 +132,9 @@ func TestClockIgnoresBadDates(t *testing.T) {
 	}
 }
 
-// TestClockChangedSignals: a change of the rounded offset or of the signing
-// clock is signalled (one slot); the same offset again is not.
+// TestClockChangedSignals: the first measurement, a move of the offset by
+// 2 s or more, and a change of the signing clock are signalled (one slot);
+// the same offset again, or jitter of a second, is not.
 func TestClockChangedSignals(t *testing.T) {
 	c := newClock(slog.New(slog.DiscardHandler))
 	host := time.Date(2026, 12, 2, 1, 0, 0, 0, time.UTC)
@@ -159,6 +160,15 @@ func TestClockChangedSignals(t *testing.T) {
 	observe(0)
 	if signalled() {
 		t.Error("the same offset signalled again")
+	}
+	observe(time.Second)
+	observe(-time.Second)
+	if signalled() {
+		t.Error("a second of jitter signalled")
+	}
+	observe(3 * time.Second)
+	if !signalled() {
+		t.Error("a move of 3 s not signalled")
 	}
 	observe(10 * time.Minute)
 	observe(10 * time.Minute) // one slot: still one signal
