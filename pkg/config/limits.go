@@ -136,7 +136,7 @@ func warnings(r raw) []string {
 			}
 		}
 		if len(pins) > 0 {
-			out = append(out, strings.Join(pins, ", ")+" set but NFC_DEVICE is not: without a card reader the outputs show only the bridge's state (offline, jammed) and the patterns Home Assistant plays, never a card tap")
+			out = append(out, strings.Join(pins, ", ")+plural(len(pins), " is", " are")+" set but NFC_DEVICE is not: without a card reader the outputs show only the bridge's state (offline, jammed) and the patterns Home Assistant plays, never a card tap")
 		}
 	}
 	if r.LEDGreenPin == "" && r.LEDRedPin == "" && isTrue(r.LEDActiveLow) {
