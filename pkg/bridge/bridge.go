@@ -127,7 +127,7 @@ type Bridge struct {
 	feedbackNames []string
 	rs            readerState
 
-	clock clockFeed // the Cloud's clock offset, when it measures one
+	cloudClock clockFeed // the Cloud's clock offset, when it measures one
 }
 
 // New checks the options and builds the bridge; nothing runs until Run.
@@ -167,7 +167,7 @@ func New(o Options) (*Bridge, error) {
 		b.feedbackNames = o.FeedbackNames
 	}
 	if cs, ok := o.Cloud.(ClockSource); ok {
-		b.clock.src = cs
+		b.cloudClock.src = cs
 	}
 	for _, l := range o.Locks {
 		if _, dup := b.byID[l.ID]; dup {

@@ -29,14 +29,14 @@ type clockFeed struct {
 
 // watchClock publishes the offset whenever the source says it changed.
 func (b *Bridge) watchClock(ctx context.Context) {
-	if b.clock.src == nil {
+	if b.cloudClock.src == nil {
 		return
 	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-b.clock.src.ClockChanged():
+		case <-b.cloudClock.src.ClockChanged():
 			b.publishClock(false)
 		}
 	}
@@ -46,10 +46,10 @@ func (b *Bridge) watchClock(ctx context.Context) {
 // published last, or again (after a connect) when again is set. Nothing is
 // published before the first measurement.
 func (b *Bridge) publishClock(again bool) {
-	if b.clock.src == nil {
+	if b.cloudClock.src == nil {
 		return
 	}
-	st := b.clock.src.ClockState()
+	st := b.cloudClock.src.ClockState()
 	if !st.Measured {
 		return
 	}
@@ -58,12 +58,12 @@ func (b *Bridge) publishClock(again bool) {
 		b.log.Error("cannot encode payload", "topic", b.topics.Clock(), "err", err)
 		return
 	}
-	b.clock.mu.Lock()
-	defer b.clock.mu.Unlock()
-	if !again && string(payload) == string(b.clock.last) {
+	b.cloudClock.mu.Lock()
+	defer b.cloudClock.mu.Unlock()
+	if !again && string(payload) == string(b.cloudClock.last) {
 		return
 	}
-	b.clock.last = payload
+	b.cloudClock.last = payload
 	b.pub.Publish(b.topics.Clock(), 1, true, payload)
 }
 
@@ -79,8 +79,8 @@ func (b *Bridge) clockHint(st sesame.Status, readAt time.Time) string {
 				ahead.Round(time.Second))
 		}
 	}
-	if b.clock.src != nil {
-		if cs := b.clock.src.ClockState(); cs.Measured && (cs.Offset > sesame.ClockSkewThreshold || cs.Offset < -sesame.ClockSkewThreshold) {
+	if b.cloudClock.src != nil {
+		if cs := b.cloudClock.src.ClockState(); cs.Measured && (cs.Offset > sesame.ClockSkewThreshold || cs.Offset < -sesame.ClockSkewThreshold) {
 			way := cs.Offset.Round(time.Second).String() + " behind"
 			if cs.Offset < 0 {
 				way = (-cs.Offset).Round(time.Second).String() + " ahead of"
