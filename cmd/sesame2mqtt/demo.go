@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"strings"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/hooks/auth"
 	"github.com/mochi-mqtt/server/v2/listeners"
 
+	"github.com/sesame2mqtt/sesame2mqtt/pkg/nfc/libnfc"
 	"github.com/sesame2mqtt/sesame2mqtt/pkg/sesame"
 	"github.com/sesame2mqtt/sesame2mqtt/pkg/sesame/sesametest"
 )
@@ -48,7 +50,7 @@ func startDemo(listen string, out io.Writer) (func(), error) {
 		"SESAME_LOCKS":   demoUUID + ":" + secret + ":Demo door",
 		"STATE_DIR":      stateDir,
 	}
-	host, port := "127.0.0.1", "1883"
+	var brokerURL string
 	if os.Getenv("MQTT_URL") == "" {
 		broker := mochi.New(&mochi.Options{
 			InlineClient: false,
@@ -60,7 +62,7 @@ func startDemo(listen string, out io.Writer) (func(), error) {
 		}
 		if err := broker.AddListener(listeners.NewTCP(listeners.Config{ID: "demo", Address: listen})); err != nil {
 			stop()
-			return nil, fmt.Errorf("embedded broker on %s: %w (is another broker running there? set MQTT_URL to use it)", listen, err)
+			return nil, fmt.Errorf("embedded broker on %s: %w (is another broker running there? set MQTT_URL to use it, or -demo-listen to move it)", listen, err)
 		}
 		// Serve starts the listener's accept loop in its own goroutine and
 		// returns; Close (in stop) ends it.
@@ -69,25 +71,24 @@ func startDemo(listen string, out io.Writer) (func(), error) {
 			return nil, fmt.Errorf("embedded broker: %w", err)
 		}
 		stops = append(stops, func() { _ = broker.Close() })
-		set["MQTT_URL"] = "tcp://" + listen
-		if h, p, ok := strings.Cut(listen, ":"); ok {
-			host, port = h, p
-		}
+		brokerURL = "tcp://" + listen
+		set["MQTT_URL"] = brokerURL
 	} else {
-		host, port = "<your broker>", "1883"
+		brokerURL = os.Getenv("MQTT_URL")
 	}
 	base := os.Getenv("MQTT_BASE_TOPIC")
 	if base == "" {
 		base = "sesame2mqtt"
 	}
-	reader := os.Getenv("NFC_DEVICE") == ""
-	if reader {
-		mqttURL := set["MQTT_URL"]
-		if mqttURL == "" {
-			mqttURL = os.Getenv("MQTT_URL")
-		}
-		dr, err := startDemoReader(out, mqttURL, base+"/demo/tap")
-		if err != nil {
+	id := strings.ToLower(strings.ReplaceAll(demoUUID, "-", ""))
+
+	// The simulated reader goes through the real libnfc driver: only in a
+	// build with cgo. Without it the demo says so, also when a tap is typed.
+	var dr *demoReader
+	noCgo := os.Getenv("NFC_DEVICE") == "" && !libnfc.Available
+	if os.Getenv("NFC_DEVICE") == "" && libnfc.Available {
+		var err error
+		if dr, err = startDemoReader(out); err != nil {
 			stop()
 			return nil, err
 		}
@@ -104,26 +105,70 @@ func startDemo(listen string, out io.Writer) (func(), error) {
 		}
 	}
 
-	id := strings.ToLower(strings.ReplaceAll(demoUUID, "-", ""))
-	fmt.Fprintf(out, `sesame2mqtt demo: a simulated Sesame lock "Demo door" (UUID %s).
+	// The console prints what happens (state, results, reader events) and
+	// takes taps from the terminal and the demo's tap topic.
+	con, err := startConsole(consoleOptions{
+		out:      out,
+		url:      brokerURL,
+		username: os.Getenv("MQTT_USERNAME"),
+		password: os.Getenv("MQTT_PASSWORD"),
+		base:     base,
+		lockID:   id,
+		lockName: "Demo door",
+		reader:   dr,
+		noCgo:    noCgo,
+	})
+	if err != nil {
+		stop()
+		return nil, err
+	}
+	stops = append(stops, con.stop)
+
+	fmt.Fprint(out, demoBanner(brokerURL, os.Getenv("MQTT_USERNAME"), base, id, dr != nil, noCgo))
+	return stop, nil
+}
+
+// demoBanner says where the broker is and how to watch and command the
+// simulated lock, with the host and port the demo really uses.
+func demoBanner(brokerURL, username, base, id string, reader, noCgo bool) string {
+	host, port := "127.0.0.1", "1883"
+	if u, err := url.Parse(brokerURL); err == nil && u.Hostname() != "" {
+		host, port = u.Hostname(), u.Port()
+		if port == "" {
+			port = "1883"
+			if u.Scheme == "ssl" || u.Scheme == "tls" || u.Scheme == "mqtts" {
+				port = "8883"
+			}
+		}
+	}
+	login := ""
+	if username != "" {
+		login = " -u " + username + " -P '<password>'"
+	}
+	conn := "-h " + host + " -p " + port + login
+	var b strings.Builder
+	fmt.Fprintf(&b, `sesame2mqtt demo: a simulated Sesame lock "Demo door" (UUID %s).
 The MQTT broker is %s:%s. In another terminal:
 
-  watch:   mosquitto_sub -h %[2]s -p %[3]s -v -t '%[4]s/#' -t 'homeassistant/device/#'
-  unlock:  mosquitto_pub -h %[2]s -p %[3]s -t '%[4]s/%[5]s/set' -m UNLOCK
-  lock:    mosquitto_pub -h %[2]s -p %[3]s -t '%[4]s/%[5]s/set' -m LOCK
-  toggle:  mosquitto_pub -h %[2]s -p %[3]s -t '%[4]s/%[5]s/toggle' -m PRESS
-`, demoUUID, host, port, base, id)
-	if reader {
-		fmt.Fprintf(out, `
+  watch:   mosquitto_sub %[4]s -v -t '%[5]s/#' -t 'homeassistant/device/#'
+  unlock:  mosquitto_pub %[4]s -t '%[5]s/%[6]s/set' -m UNLOCK
+  lock:    mosquitto_pub %[4]s -t '%[5]s/%[6]s/set' -m LOCK
+  toggle:  mosquitto_pub %[4]s -t '%[5]s/%[6]s/toggle' -m PRESS
+`, demoUUID, host, port, conn, base, id)
+	switch {
+	case reader:
+		fmt.Fprintf(&b, `
 A simulated PN532 card reader is attached (through the real libnfc driver).
 Alice and Chika (a FeliCa card) are on the allowlist; a tap toggles the lock.
   tap:     type alice, chika, stranger or phone here and press Enter,
-           or: mosquitto_pub -h %[1]s -p %[2]s -t '%[3]s/demo/tap' -m alice
-  events:  mosquitto_sub -h %[1]s -p %[2]s -v -t '%[3]s/reader/#'
-`, host, port, base)
+           or: mosquitto_pub %[1]s -t '%[2]s/demo/tap' -m alice
+  events:  mosquitto_sub %[1]s -v -t '%[2]s/reader/#'
+`, conn, base)
+	case noCgo:
+		fmt.Fprintf(&b, "\nNo simulated card reader: %s.\n", libnfc.Install)
 	}
-	fmt.Fprintf(out, "\nPress Ctrl-C to stop.\n\n")
-	return stop, nil
+	b.WriteString("\nWhat happens is printed below. Press Ctrl-C to stop.\n\n")
+	return b.String()
 }
 
 func randomHex(n int) string {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"log/slog"
 
 	"github.com/sesame2mqtt/sesame2mqtt/pkg/access"
@@ -27,6 +28,10 @@ var openReader nfc.Opener = func(connstring string) (nfc.Device, error) {
 func readerParts(cfg config.Config, log *slog.Logger) (*bridge.Reader, *access.Hasher, error) {
 	if !cfg.NFC.Enabled() {
 		return nil, nil, nil
+	}
+	if !libnfc.Available {
+		// Found at start, not as a reader that never opens.
+		return nil, nil, configError{fmt.Errorf("NFC_DEVICE is set, but this binary was built without cgo: %s", libnfc.Install)}
 	}
 	hasher, err := access.LoadHasher(cfg.StateDir)
 	if err != nil {

@@ -44,20 +44,21 @@ func main() {
 
 func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("sesame2mqtt", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(stderr) // the flag package's own error line
 	demo := fs.Bool("demo", false, "run against a simulated Sesame lock (and an embedded MQTT broker when MQTT_URL is not set)")
 	demoListen := fs.String("demo-listen", "127.0.0.1:1883", "address of the embedded demo broker")
 	showVersion := fs.Bool("version", false, "print the version and exit")
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: sesame2mqtt [-demo] [-version]\n\nFlags:\n")
-		fs.PrintDefaults()
-		fmt.Fprintf(stderr, "\nConfiguration (environment):\n")
-		_ = config.Usage(stderr)
-	}
+	fs.Usage = func() {} // printed below: -help to stdout, mistakes to stderr
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			printHelp(fs, stdout)
 			return 0
 		}
+		fmt.Fprintf(stderr, "%s\nRun sesame2mqtt -help for the flags and the configuration.\n", usageLine)
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "unexpected argument %q (the configuration comes from the environment)\n%s\n", fs.Arg(0), usageLine)
 		return 2
 	}
 	if *showVersion {
@@ -108,6 +109,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+const usageLine = "Usage: sesame2mqtt [-demo [-demo-listen ADDR]] [-version] [-help]"
+
+// printHelp writes the flags and the configuration table: to stdout, so
+// that `sesame2mqtt -help | less` works.
+func printHelp(fs *flag.FlagSet, w io.Writer) {
+	fmt.Fprintf(w, "%s\n\nFlags:\n", usageLine)
+	fs.SetOutput(w)
+	fs.PrintDefaults()
+	fmt.Fprintf(w, "\nConfiguration (environment):\n")
+	_ = config.Usage(w)
 }
 
 // configError is a configuration problem found only when a part starts

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/sesame2mqtt/sesame2mqtt/pkg/logcapture"
 	"github.com/sesame2mqtt/sesame2mqtt/pkg/mqtt/mosquittotest"
+	"github.com/sesame2mqtt/sesame2mqtt/pkg/nfc/libnfc"
 	"github.com/sesame2mqtt/sesame2mqtt/pkg/nfc/pn532sim/pn532simtest"
 	"github.com/sesame2mqtt/sesame2mqtt/pkg/sesame"
 	"github.com/sesame2mqtt/sesame2mqtt/pkg/sesame/sesametest"
@@ -59,6 +61,7 @@ type proc struct {
 	cmd    *exec.Cmd
 	stderr *logcapture.Buffer
 	stdout *logcapture.Buffer
+	stdin  io.WriteCloser // nil unless started with startProcStdin
 	waited chan error
 }
 
@@ -69,9 +72,28 @@ func cleanEnv(t testing.TB, vars ...string) []string {
 
 func startProc(t testing.TB, env []string, args ...string) *proc {
 	t.Helper()
+	return start(t, false, env, args...)
+}
+
+// startProcStdin is startProc with a pipe to the process's stdin (a
+// terminal's typing, for the demo).
+func startProcStdin(t testing.TB, env []string, args ...string) *proc {
+	t.Helper()
+	return start(t, true, env, args...)
+}
+
+func start(t testing.TB, withStdin bool, env []string, args ...string) *proc {
+	t.Helper()
 	p := &proc{cmd: exec.Command(binary, args...), stderr: &logcapture.Buffer{}, stdout: &logcapture.Buffer{}, waited: make(chan error, 1)}
 	p.cmd.Env = env
 	p.cmd.Stderr, p.cmd.Stdout = p.stderr, p.stdout
+	if withStdin {
+		w, err := p.cmd.StdinPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.stdin = w
+	}
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -257,7 +279,7 @@ func freePort(t testing.TB) string {
 // lock and the embedded broker, then commands it over MQTT.
 func TestDemo(t *testing.T) {
 	addr := freePort(t)
-	p := startProc(t, cleanEnv(t), "-demo", "-demo-listen", addr)
+	p := startProcStdin(t, cleanEnv(t), "-demo", "-demo-listen", addr)
 
 	var client paho.Client
 	deadline := time.Now().Add(15 * time.Second)
@@ -294,38 +316,135 @@ func TestDemo(t *testing.T) {
 			}
 		}
 	}
+	waitStdout := func(want string) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for !strings.Contains(p.stdout.String(), want) {
+			if time.Now().After(deadline) {
+				t.Fatalf("the demo's terminal never said %q:\n%s", want, p.stdout.String())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
 	waitState("LOCKED")
 	pub := client.Publish("sesame2mqtt/"+id+"/set", 1, false, "UNLOCK")
 	if !pub.WaitTimeout(5*time.Second) || pub.Error() != nil {
 		t.Fatalf("publish: %v", pub.Error())
 	}
 	waitState("UNLOCKED")
+	// The terminal shows what happened, as it happened.
+	waitStdout("Demo door: UNLOCKING")
+	waitStdout("Demo door: UNLOCKED")
+	waitStdout("Demo door: unlock success")
+
+	out := p.stdout.String()
+	for _, want := range []string{"mosquitto_sub", "mosquitto_pub", "-p " + addr[strings.LastIndex(addr, ":")+1:], "sesame2mqtt/" + id + "/set", "UNLOCK"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("demo instructions lack %q:\n%s", want, out)
+		}
+	}
+
+	if !libnfc.Available {
+		// Without cgo there is no simulated reader; the demo says what to
+		// install, and a typed tap gets the same answer instead of silence.
+		if strings.Contains(out, "sesame2mqtt/demo/tap") || !strings.Contains(out, "No simulated card reader: "+libnfc.Install) {
+			t.Errorf("a demo without cgo must say the reader needs cgo and libnfc, and offer no taps:\n%s", out)
+		}
+		if _, err := io.WriteString(p.stdin, "alice\n"); err != nil {
+			t.Fatal(err)
+		}
+		waitStdout("no tap: " + libnfc.Install)
+		return
+	}
 
 	// The simulated reader: Alice's card, tapped over MQTT, locks it again
-	// (toggle) through the real libnfc driver.
+	// (toggle) through the real libnfc driver; typed in the terminal, it
+	// unlocks it.
+	if !strings.Contains(out, "sesame2mqtt/demo/tap") {
+		t.Errorf("demo instructions lack the tap topic:\n%s", out)
+	}
 	events := make(chan string, 16)
 	tok = client.Subscribe("sesame2mqtt/reader/event", 1, func(_ paho.Client, m paho.Message) { events <- string(m.Payload()) })
 	if !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 		t.Fatalf("subscribe: %v", tok.Error())
 	}
+	granted := func(how string) {
+		t.Helper()
+		select {
+		case e := <-events:
+			if !strings.Contains(e, `"event_type":"access_granted"`) || !strings.Contains(e, `"holder":"Alice"`) {
+				t.Errorf("first reader event after a tap %s = %s, want Alice granted", how, e)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no reader event after a demo tap %s; stderr:\n%s", how, p.stderr.String())
+		}
+	}
 	pub = client.Publish("sesame2mqtt/demo/tap", 1, false, "alice")
 	if !pub.WaitTimeout(5*time.Second) || pub.Error() != nil {
 		t.Fatalf("publish: %v", pub.Error())
 	}
-	select {
-	case e := <-events:
-		if !strings.Contains(e, `"event_type":"access_granted"`) || !strings.Contains(e, `"holder":"Alice"`) {
-			t.Errorf("first reader event = %s, want Alice granted", e)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatalf("no reader event after a demo tap; stderr:\n%s", p.stderr.String())
-	}
+	granted("over MQTT")
 	waitState("LOCKED")
+	waitStdout("reader: access_granted, Alice (toggle)")
+	waitStdout("Demo door: toggle success")
 
+	drain := func() {
+		for {
+			select {
+			case <-events:
+			default:
+				return
+			}
+		}
+	}
+	time.Sleep(demoTapTime + 100*time.Millisecond) // the first card has left the field
+	drain()
+	if _, err := io.WriteString(p.stdin, "alice\n"); err != nil {
+		t.Fatal(err)
+	}
+	granted("in the terminal")
+	waitState("UNLOCKED")
+}
+
+// TestHelpGoesToStdout: `sesame2mqtt -help | less` shows the help; a wrong
+// flag is an error on stderr with exit 2.
+func TestHelpGoesToStdout(t *testing.T) {
+	p := startProc(t, cleanEnv(t), "-help")
+	p.waitExit(t, 0, 10*time.Second)
 	out := p.stdout.String()
-	for _, want := range []string{"mosquitto_sub", "mosquitto_pub", "sesame2mqtt/" + id + "/set", "UNLOCK", "sesame2mqtt/demo/tap"} {
+	for _, want := range []string{"Usage: sesame2mqtt [-demo [-demo-listen ADDR]] [-version] [-help]", "-demo-listen", "SESAME_API_KEY", "MQTT_URL"} {
 		if !strings.Contains(out, want) {
-			t.Errorf("demo instructions lack %q:\n%s", want, out)
+			t.Errorf("-help output on stdout lacks %q:\n%s", want, out)
+		}
+	}
+	if p.stderr.String() != "" {
+		t.Errorf("-help wrote to stderr: %q", p.stderr.String())
+	}
+
+	p = startProc(t, cleanEnv(t), "-bogus")
+	p.waitExit(t, 2, 10*time.Second)
+	if p.stdout.String() != "" || !strings.Contains(p.stderr.String(), "-bogus") || !strings.Contains(p.stderr.String(), "Usage:") {
+		t.Errorf("a wrong flag: stdout %q, stderr %q; want the error and the usage line on stderr only", p.stdout.String(), p.stderr.String())
+	}
+}
+
+// TestDemoBannerNamesTheBrokerInUse: with MQTT_URL set, the demo's
+// instructions point at that broker, with its login's user.
+func TestDemoBannerNamesTheBrokerInUse(t *testing.T) {
+	for _, tc := range []struct {
+		url, user string
+		want      []string
+	}{
+		{"tcp://127.0.0.1:1883", "", []string{"The MQTT broker is 127.0.0.1:1883.", "mosquitto_pub -h 127.0.0.1 -p 1883 -t"}},
+		{"tcp://broker.lan:11883", "ha", []string{"The MQTT broker is broker.lan:11883.", "mosquitto_sub -h broker.lan -p 11883 -u ha -P '<password>' -v"}},
+		{"ssl://broker.lan", "", []string{"The MQTT broker is broker.lan:8883."}},
+		{"tcp://homeassistant.local", "", []string{"The MQTT broker is homeassistant.local:1883."}},
+	} {
+		got := demoBanner(tc.url, tc.user, "sesame2mqtt", "abc", false, false)
+		for _, w := range tc.want {
+			if !strings.Contains(got, w) {
+				t.Errorf("banner for %s lacks %q:\n%s", tc.url, w, got)
+			}
 		}
 	}
 }
@@ -345,6 +464,7 @@ func idleRSS(b *testing.B, reader bool) {
 	rec := broker.Subscribe(b, "sesame2mqtt/#")
 	env := bridgeEnv(b, broker, fake)
 	if reader {
+		needLibnfc(b)
 		sim := pn532simtest.Start(b, "")
 		env = append(env, "NFC_DEVICE="+sim.Connstring(), "NFC_CARDS=04A22B1CD35E80:Alice")
 	}

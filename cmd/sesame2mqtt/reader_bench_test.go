@@ -30,6 +30,7 @@ import (
 // card arrives) and our own share: from the tap handed to the bridge to the
 // POST.
 func BenchmarkCardToSignedPOST(b *testing.B) {
+	needLibnfc(b)
 	broker := mosquittotest.Start(b)
 	fake := newFake(b)
 	fake.SetMoveDelay(0)

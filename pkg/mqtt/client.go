@@ -13,6 +13,9 @@
 //   - Publish never blocks the caller and never waits for a PUBACK in the
 //     caller's path (Mosquitto without TCP_NODELAY adds ~40 ms to every
 //     waited QoS 1 publish);
+//   - TCP connections acknowledge every read at once, so that the broker's
+//     Nagle algorithm never holds a command behind its last PUBACK
+//     (dial.go);
 //   - queues are bounded and every goroutine Run starts stops with its context.
 package mqtt
 
@@ -234,6 +237,10 @@ func New(o Options) (*Client, error) {
 	}
 	if o.TLSConfig != nil {
 		po.SetTLSConfig(o.TLSConfig.Clone())
+	}
+	if usesOwnDialer(u.Scheme) {
+		// TCP and TLS connections acknowledge every read at once (dial.go).
+		po.SetCustomOpenConnectionFn(dialer{tls: o.TLSConfig, timeout: o.Timeout}.open)
 	}
 	c.pc = paho.NewClient(po)
 	c.isOpen = c.pc.IsConnectionOpen

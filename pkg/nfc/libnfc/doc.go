@@ -25,6 +25,12 @@ import (
 // ErrNoCgo is what Open and ListDevices return in a build without cgo.
 var ErrNoCgo = errors.New("libnfc: built without cgo: no NFC reader support")
 
+// Install says what a build without cgo lacks and how to get it: one line
+// for configuration errors and the demo.
+const Install = "the card reader needs a build with cgo and libnfc: install a C compiler and libnfc " +
+	"(Debian/Ubuntu: apt-get install gcc libc6-dev pkg-config libnfc-dev) and build again " +
+	"(go enables cgo by itself once gcc is there; unset CGO_ENABLED=0 if you set it)"
+
 // The poll cycle. Poll runs one InitiatorPollTarget (on a PN532 one
 // InAutoPoll) over ISO14443A at 106 kbit/s and FeliCa at 212 and 424
 // kbit/s, PollNr times, PollPeriod per target type. libnfc polls ISO14443A

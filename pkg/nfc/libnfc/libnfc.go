@@ -18,6 +18,9 @@ import (
 
 var _ nfc.Device = (*Device)(nil)
 
+// Available reports whether this build has the libnfc driver: with cgo, yes.
+const Available = true
+
 // modulations are what Poll looks for. Never empty: clausecker/nfc panics
 // on an empty slice.
 var modulations = []cnfc.Modulation{

@@ -6,6 +6,9 @@ import "github.com/sesame2mqtt/sesame2mqtt/pkg/nfc"
 
 var _ nfc.Device = (*Device)(nil)
 
+// Available reports whether this build has the libnfc driver: not without cgo.
+const Available = false
+
 // Device is an open reader; without cgo there is none.
 type Device struct{}
 
