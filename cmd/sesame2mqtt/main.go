@@ -16,6 +16,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/sync/errgroup"
 
@@ -98,6 +99,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	level.Set(cfg.LogLevel)
+	logConfigWarnings(log, cfg.Warnings)
 	if err := serve(ctx, cfg, log); err != nil {
 		if ce, ok := errors.AsType[configError](err); ok {
 			printConfigErrors(stderr, ce.err)
@@ -128,23 +130,64 @@ type configError struct{ err error }
 func (e configError) Error() string { return e.err.Error() }
 func (e configError) Unwrap() error { return e.err }
 
-// printConfigErrors writes one line per configuration problem.
+// The bounds of printConfigErrors: a configuration of garbage prints a
+// screenful, not megabytes.
+const (
+	maxConfigLines    = config.MaxErrors // then "and N more problems"
+	maxConfigLineSize = 512              // bytes; longer lines are cut, with their length
+)
+
+// printConfigErrors writes one line per configuration problem: the first
+// 20, then how many more there are (config.Load counts its own), each line
+// at most 512 bytes.
 func printConfigErrors(w io.Writer, err error) {
 	var lines []string
 	var joined interface{ Unwrap() []error }
 	if errors.As(err, &joined) {
 		for _, e := range joined.Unwrap() {
-			lines = append(lines, e.Error())
+			lines = append(lines, strings.Split(e.Error(), "\n")...)
 		}
 	} else {
 		lines = strings.Split(err.Error(), "\n")
 	}
+	more := 0
+	if len(lines) > maxConfigLines+1 { // config's own "and N more problems" may be line 21
+		more = len(lines) - maxConfigLines
+		lines = lines[:maxConfigLines]
+	}
 	_, asAddon := os.LookupEnv(addon.EnvSupervisorToken)
 	for _, l := range lines {
+		l = cutLine(l)
 		if asAddon {
 			l = withOption(l)
 		}
 		fmt.Fprintf(w, "configuration: %s\n", l)
+	}
+	if more > 0 {
+		fmt.Fprintf(w, "configuration: and %d more problems\n", more)
+	}
+}
+
+// cutLine bounds one line of an error.
+func cutLine(l string) string {
+	if len(l) <= maxConfigLineSize {
+		return l
+	}
+	n := maxConfigLineSize
+	for n > 0 && !utf8.RuneStart(l[n]) {
+		n--
+	}
+	return fmt.Sprintf("%s…(%d bytes)", l[:n], len(l))
+}
+
+// logConfigWarnings logs the settings that have no effect as configured.
+func logConfigWarnings(log *slog.Logger, warnings []string) {
+	_, asAddon := os.LookupEnv(addon.EnvSupervisorToken)
+	for _, w := range warnings {
+		if asAddon {
+			w = withOption(w)
+		}
+		log.Warn("configuration: " + w)
 	}
 }
 
@@ -152,7 +195,7 @@ func printConfigErrors(w io.Writer, err error) {
 // starts with: "SESAME_LOCKS entry 2: ..." gets " (add-on option locks)".
 func withOption(line string) string {
 	name := line
-	if i := strings.IndexAny(line, " :"); i >= 0 {
+	if i := strings.IndexAny(line, " :,"); i >= 0 {
 		name = line[:i]
 	}
 	if opt, ok := addon.OptionFor(name); ok {

@@ -126,6 +126,8 @@ type Bridge struct {
 	feedback      Feedback
 	feedbackNames []string
 	rs            readerState
+
+	cloudClock clockFeed // the Cloud's clock offset, when it measures one
 }
 
 // New checks the options and builds the bridge; nothing runs until Run.
@@ -163,6 +165,9 @@ func New(o Options) (*Bridge, error) {
 	}
 	if o.Feedback != nil {
 		b.feedbackNames = o.FeedbackNames
+	}
+	if cs, ok := o.Cloud.(ClockSource); ok {
+		b.cloudClock.src = cs
 	}
 	for _, l := range o.Locks {
 		if _, dup := b.byID[l.ID]; dup {
@@ -214,6 +219,7 @@ func (b *Bridge) announce() {
 		w.republish()
 	}
 	b.publishUsage()
+	b.publishClock(true)
 }
 
 // HandleMessage routes one MQTT message. It never blocks: commands go to the
@@ -314,6 +320,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 	}
 	g.Go(func() error { b.poll(ctx); return nil })
 	g.Go(func() error { b.watchUsage(ctx); return nil })
+	g.Go(func() error { b.watchClock(ctx); return nil })
 	return g.Wait()
 }
 

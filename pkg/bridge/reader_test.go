@@ -311,7 +311,7 @@ func TestFeedbackCommands(t *testing.T) {
 			t.Errorf("retained feedback command not cleared: %+v", cleared)
 		}
 		logs := h.logs.String()
-		if !strings.Contains(logs, `want one of [ok ko]`) || !strings.Contains(logs, `got \"OK\"`) || !strings.Contains(logs, "got 2 bytes") {
+		if !strings.Contains(logs, `want one of [ok ko]`) || !strings.Contains(logs, `got \"OK\"`) || !strings.Contains(logs, `got \"\\x00\\xff\"`) {
 			t.Errorf("bad payloads not logged clearly:\n%s", logs)
 		}
 	})

@@ -274,9 +274,9 @@ func (w *worker) confirm(ctx context.Context, j *job, action hass.Action, target
 			w.result(j, action, hass.ResultSuccess, detail)
 			return
 		case st.HubOnline != nil && !*st.HubOnline:
-			last = fmt.Sprintf("the hub is offline; the lock reports %s", st.State)
+			last = fmt.Sprintf("the hub is offline; the lock reports %s", st.State) + w.b.clockHint(st, time.Now())
 		default:
-			last = fmt.Sprintf("the lock reports %s", st.State)
+			last = fmt.Sprintf("the lock reports %s", st.State) + w.b.clockHint(st, time.Now())
 		}
 	}
 	wait := w.b.timing.ConfirmAt[len(w.b.timing.ConfirmAt)-1]

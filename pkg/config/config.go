@@ -106,6 +106,11 @@ type Config struct {
 	LogLevel        slog.Level
 	NFC             NFC
 	LED             LED
+
+	// Warnings are settings that have no effect as configured (NFC_CARDS
+	// without NFC_DEVICE, ...): one line each, naming the variable and
+	// what is missing, for the caller to log. They do not stop the bridge.
+	Warnings []string
 }
 
 // Load reads the process environment through envconfig and validates it.
@@ -230,7 +235,7 @@ func validate(r raw, h host) (Config, error) {
 
 	var lockErrs []error
 	c.Locks, lockErrs = parseLocks(r.Locks)
-	errs = append(errs, lockErrs...)
+	errs = append(errs, capErrors("SESAME_LOCKS", lockErrs)...)
 
 	c.MonthlyBudget, err = parseBudget(r.MonthlyBudget)
 	add(err)
@@ -241,9 +246,13 @@ func validate(r raw, h host) (Config, error) {
 	c.MQTTURL, c.MQTTUsername, c.MQTTPassword, err = parseMQTTURL(r.MQTTURL, r.MQTTUsername, r.MQTTPassword)
 	add(err)
 
-	add(checkTopic("MQTT_DISCOVERY_PREFIX", r.DiscoveryPrefix))
+	prefixErr, baseErr := checkTopic("MQTT_DISCOVERY_PREFIX", r.DiscoveryPrefix), checkTopic("MQTT_BASE_TOPIC", r.BaseTopic)
+	add(prefixErr)
+	add(baseErr)
+	if prefixErr == nil && baseErr == nil {
+		add(checkTopicLimits(r.BaseTopic, r.DiscoveryPrefix, c.Locks))
+	}
 	c.DiscoveryPrefix = r.DiscoveryPrefix
-	add(checkTopic("MQTT_BASE_TOPIC", r.BaseTopic))
 	c.BaseTopic = r.BaseTopic
 
 	c.LogLevel, err = parseLevel(r.LogLevel)
@@ -256,8 +265,9 @@ func validate(r raw, h host) (Config, error) {
 	errs = append(errs, more...)
 
 	if len(errs) > 0 {
-		return Config{}, errors.Join(errs...)
+		return Config{}, errors.Join(capTotal(errs)...)
 	}
+	c.Warnings = warnings(r)
 	return c, nil
 }
 
@@ -283,7 +293,7 @@ func parseAPIURL(s string) (string, error) {
 		return "", err
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
-		return "", fmt.Errorf("SESAME_API_URL: scheme must be http or https, got %q", u.Scheme)
+		return "", fmt.Errorf("SESAME_API_URL: scheme must be http or https, got %s", quote(u.Scheme))
 	}
 	if u.User != nil {
 		return "", errors.New("SESAME_API_URL: must not contain user info (the API key goes in SESAME_API_KEY)")
@@ -318,7 +328,7 @@ func parseMQTTURL(s, user, pass string) (string, string, sesame.Secret, error) {
 	}
 	scheme, ok := mqttSchemes[u.Scheme]
 	if !ok {
-		return "", user, sesame.NewSecret(pass), fmt.Errorf("MQTT_URL: scheme must be tcp, ssl, ws or wss (or mqtt, mqtts, tls), got %q", u.Scheme)
+		return "", user, sesame.NewSecret(pass), fmt.Errorf("MQTT_URL: scheme must be tcp, ssl, ws or wss (or mqtt, mqtts, tls), got %s", quote(u.Scheme))
 	}
 	u.Scheme = scheme
 	if port, ok := mqttDefaultPorts[scheme]; ok && u.Port() == "" {
@@ -352,7 +362,7 @@ func parseURL(key, s string) (*url.URL, error) {
 func parseBudget(s string) (int, error) {
 	n, err := strconv.Atoi(s)
 	if err != nil || n < 1 {
-		return 0, fmt.Errorf("API_MONTHLY_BUDGET: must be an integer >= 1, got %q", s)
+		return 0, fmt.Errorf("API_MONTHLY_BUDGET: must be an integer >= 1, got %s", quote(s))
 	}
 	return n, nil
 }
@@ -383,7 +393,7 @@ var topicRe = regexp.MustCompile(`^[a-zA-Z0-9_-]+(/[a-zA-Z0-9_-]+)*$`)
 
 func checkTopic(key, s string) error {
 	if !topicRe.MatchString(s) {
-		return fmt.Errorf("%s: %q must be letters, digits, _, - and / between levels (no wildcards, no leading, trailing or double slash)", key, s)
+		return fmt.Errorf("%s: %s must be letters, digits, _, - and / between levels (no wildcards, no leading, trailing or double slash)", key, quote(s))
 	}
 	return nil
 }
@@ -399,5 +409,5 @@ func parseLevel(s string) (slog.Level, error) {
 	case "error":
 		return slog.LevelError, nil
 	}
-	return 0, fmt.Errorf("LOG_LEVEL: must be debug, info, warn or error, got %q", s)
+	return 0, fmt.Errorf("LOG_LEVEL: must be debug, info, warn or error, got %s", quote(s))
 }

@@ -25,6 +25,9 @@ func parseLocks(s string) ([]Lock, []error) {
 	if s == "" {
 		return nil, []error{fmt.Errorf("%s: required, not set (want UUID:SECRET[:NAME],...)", key)}
 	}
+	if n := countEntries(s); n > MaxLocks {
+		return nil, []error{fmt.Errorf("%s: %d entries, at most %d locks per bridge (each start reads every lock, and the month's requests would not go round)", key, n, MaxLocks)}
+	}
 	var (
 		locks  []Lock
 		errs   []error
@@ -80,7 +83,7 @@ func parseLocks(s string) ([]Lock, []error) {
 			if defaulted {
 				hint = " (a default name; give one of them a name: UUID:SECRET:NAME)"
 			}
-			errs = append(errs, fmt.Errorf("%s entry %d: name %q is already used by entry %d, names are compared case-insensitively%s", key, n, name, first, hint))
+			errs = append(errs, fmt.Errorf("%s entry %d: name %s is already used by entry %d, names are compared case-insensitively%s", key, n, quote(name), first, hint))
 			continue
 		}
 		byName[strings.ToLower(name)] = n

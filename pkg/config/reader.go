@@ -161,7 +161,7 @@ func resolveNFCLock(s string, locks []Lock) (string, error) {
 			return l.ID(), nil
 		}
 	}
-	return "", fmt.Errorf("NFC_LOCK: %q is neither the UUID nor the name of a lock in SESAME_LOCKS", s)
+	return "", fmt.Errorf("NFC_LOCK: %s is neither the UUID nor the name of a lock in SESAME_LOCKS", quote(s))
 }
 
 func parseNFC(r raw, locks []Lock) (NFC, []error) {
@@ -169,21 +169,21 @@ func parseNFC(r raw, locks []Lock) (NFC, []error) {
 	n := NFC{Device: r.NFCDevice, Action: strings.ToLower(r.NFCAction), TagScanner: strings.ToLower(r.NFCTagScanner)}
 	var cardErrs []error
 	n.Cards, cardErrs = parseCards(r.NFCCards)
-	errs = append(errs, cardErrs...)
+	errs = append(errs, capErrors("NFC_CARDS", cardErrs)...)
 	switch n.Action {
 	case ActionToggle, ActionUnlock, ActionLock, ActionNone:
 	default:
-		errs = append(errs, fmt.Errorf("NFC_ACTION: must be toggle, unlock, lock or none, got %q", r.NFCAction))
+		errs = append(errs, fmt.Errorf("NFC_ACTION: must be toggle, unlock, lock or none, got %s", quote(r.NFCAction)))
 	}
 	switch n.TagScanner {
 	case TagScannerAll, TagScannerKnown:
 	default:
-		errs = append(errs, fmt.Errorf("NFC_TAG_SCANNER: must be all or known, got %q", r.NFCTagScanner))
+		errs = append(errs, fmt.Errorf("NFC_TAG_SCANNER: must be all or known, got %s", quote(r.NFCTagScanner)))
 	}
 	d, err := time.ParseDuration(r.NFCHoldOff)
 	switch {
 	case err != nil:
-		errs = append(errs, fmt.Errorf("NFC_HOLD_OFF: must be a duration like 3s or 1500ms, got %q", r.NFCHoldOff))
+		errs = append(errs, fmt.Errorf("NFC_HOLD_OFF: must be a duration like 3s or 1500ms, got %s", quote(r.NFCHoldOff)))
 	case d < 0 || d > time.Minute:
 		errs = append(errs, fmt.Errorf("NFC_HOLD_OFF: must be between 0s and 1m, got %s", d))
 	}
@@ -209,21 +209,37 @@ func parseLED(r raw) (LED, []error) {
 			continue
 		}
 		if strings.ContainsAny(p.val, " \t,") {
-			errs = append(errs, fmt.Errorf("%s: %q is not a pin name (like GPIO23)", p.key, p.val))
+			errs = append(errs, fmt.Errorf("%s: %s is not a pin name (like GPIO23)", p.key, quote(p.val)))
 			continue
 		}
 		if other, dup := seen[strings.ToUpper(p.val)]; dup {
-			errs = append(errs, fmt.Errorf("%s: pin %s is already used by %s", p.key, p.val, other))
+			errs = append(errs, fmt.Errorf("%s: pin %s is already used by %s", p.key, quote(p.val), other))
 			continue
 		}
 		seen[strings.ToUpper(p.val)] = p.key
 	}
-	switch strings.ToLower(r.LEDActiveLow) {
-	case "true", "1", "yes", "on":
+	switch {
+	case isTrue(r.LEDActiveLow):
 		l.ActiveLow = true
-	case "false", "0", "no", "off":
+	case isFalse(r.LEDActiveLow):
 	default:
-		errs = append(errs, fmt.Errorf("LED_ACTIVE_LOW: must be true or false, got %q", r.LEDActiveLow))
+		errs = append(errs, fmt.Errorf("LED_ACTIVE_LOW: must be true or false, got %s", quote(r.LEDActiveLow)))
 	}
 	return l, errs
+}
+
+func isTrue(s string) bool {
+	switch strings.ToLower(s) {
+	case "true", "1", "yes", "on":
+		return true
+	}
+	return false
+}
+
+func isFalse(s string) bool {
+	switch strings.ToLower(s) {
+	case "false", "0", "no", "off":
+		return true
+	}
+	return false
 }

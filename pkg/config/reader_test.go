@@ -89,7 +89,7 @@ func TestLoadReaderInvalid(t *testing.T) {
 		{"hold off range", map[string]string{"NFC_HOLD_OFF": "2m"}, `NFC_HOLD_OFF: must be between 0s and 1m`},
 		{"lock", map[string]string{"NFC_LOCK": "Back door"}, `NFC_LOCK: "Back door" is neither the UUID nor the name`},
 		{"pin shape", map[string]string{"LED_RED_PIN": "GPIO 22"}, `LED_RED_PIN: "GPIO 22" is not a pin name`},
-		{"pin twice", map[string]string{"LED_GREEN_PIN": "GPIO22", "BUZZER_PIN": "gpio22"}, `BUZZER_PIN: pin gpio22 is already used by LED_GREEN_PIN`},
+		{"pin twice", map[string]string{"LED_GREEN_PIN": "GPIO22", "BUZZER_PIN": "gpio22"}, `BUZZER_PIN: pin "gpio22" is already used by LED_GREEN_PIN`},
 		{"active low", map[string]string{"LED_ACTIVE_LOW": "maybe"}, `LED_ACTIVE_LOW: must be true or false, got "maybe"`},
 	}
 	for _, tt := range tests {

@@ -146,6 +146,20 @@ func (d Discovery) BridgeConfig() DeviceConfig {
 				ValueTemplate:       "{{ value_json.used }}",
 				JSONAttributesTopic: d.Topics.Usage(),
 			},
+			"clock_offset": {
+				Platform:            "sensor",
+				Name:                str("Clock offset"),
+				UniqueID:            id + "_clock_offset",
+				DefaultEntityID:     "sensor." + id + "_clock_offset",
+				DeviceClass:         "duration",
+				EntityCategory:      "diagnostic",
+				StateClass:          "measurement",
+				Unit:                "s",
+				Precision:           intp(0),
+				StateTopic:          d.Topics.Clock(),
+				ValueTemplate:       "{{ value_json.offset_s }}",
+				JSONAttributesTopic: d.Topics.Clock(),
+			},
 		},
 	}
 }

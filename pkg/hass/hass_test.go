@@ -113,6 +113,8 @@ func TestPayloadGoldens(t *testing.T) {
 	golden(t, "status_hub_unknown.golden", mustJSON(t, NewStatus(55, 5.5, 215, nil, "unlocked", time.Unix(1642253725, 0), read)))
 	golden(t, "result_success.golden", mustJSON(t, Result{Command: "unlock", Result: ResultSuccess, Detail: "unlocked (confirmed after 2.5s)", Source: "Home Assistant"}))
 	golden(t, "result_jammed.golden", mustJSON(t, Result{Command: "lock", Result: ResultJammed, Detail: "lock still reports unlocked after 15s", Source: "Home Assistant"}))
+	golden(t, "clock_skewed.golden", mustJSON(t, NewClock(10*time.Minute+400*time.Millisecond, true)))
+	golden(t, "clock_ok.golden", mustJSON(t, NewClock(-1600*time.Millisecond, false)))
 	golden(t, "usage.golden", mustJSON(t, Usage{Month: "2026-11", Used: 12, Budget: 3000, Reserve: 600, Remaining: 2988, BackgroundReads: "active", PollIntervalS: 1080}))
 }
 
@@ -183,7 +185,36 @@ func TestDescribeDoesNotEchoBinary(t *testing.T) {
 	}
 	_, err = ParseCommand(TopicSet, bytes.Repeat([]byte("A"), 4096))
 	if err == nil || len(err.Error()) > 200 {
-		t.Fatalf("long payload must be measured, not echoed: %d bytes", len(err.Error()))
+		t.Fatalf("long payload must be cut and measured, not echoed: %d bytes", len(err.Error()))
+	}
+}
+
+func TestDescribe(t *testing.T) {
+	long := strings.Repeat("A", 70000)
+	tests := []struct{ payload, want string }{
+		{"", "empty payload"},
+		{"UNLOCK\n", `got "UNLOCK\n"`},
+		{"unlock", `got "unlock"`},
+		{" LOCK", `got " LOCK"`},
+		{"\x1b[31mUNLOCK\x00", `got "\x1b[31mUNLOCK\x00"`},
+		{"\x00\xff", `got "\x00\xff"`},
+		{"玄関", `got "玄関"`},
+		{"\u202eKCOLNU", `got "\u202eKCOLNU"`}, // a right-to-left override is not shown raw
+		{`say "hi"`, `got "say \"hi\""`},
+		{strings.Repeat("B", 64), `got "` + strings.Repeat("B", 64) + `"`},
+		{long, `got "` + long[:64] + `"…(70000 bytes)`},
+		// 21 three-byte characters are 63 bytes; the 22nd is not split.
+		{strings.Repeat("錠", 30), `got "` + strings.Repeat("錠", 21) + `"…(90 bytes)`},
+		{strings.Repeat("\xff", 100), `got "` + strings.Repeat(`\xff`, 64) + `"…(100 bytes)`},
+	}
+	for _, tt := range tests {
+		if got := describe([]byte(tt.payload)); got != tt.want {
+			t.Errorf("describe(%.40q) = %s, want %s", tt.payload, got, tt.want)
+		}
+	}
+	_, err := ParseCommand(TopicSet, []byte("UNLOCK\n"))
+	if err == nil || !strings.Contains(err.Error(), `got "UNLOCK\n"`) {
+		t.Errorf("ParseCommand error %v does not quote the payload", err)
 	}
 }
 
@@ -266,4 +297,41 @@ func FuzzParseCommand(f *testing.F) {
 			t.Fatalf("accepted %q as %v", payload, a)
 		}
 	})
+}
+
+// TestLongestTopic: no topic in any discovery document, nor any topic the
+// bridge subscribes to, is longer than LongestTopic says.
+func TestLongestTopic(t *testing.T) {
+	for _, tp := range []Topics{{Base: "sesame2mqtt", Prefix: "homeassistant"}, {Base: "a", Prefix: "very/long/discovery/prefix/indeed"}, {Base: "x/" + strings.Repeat("b", 300), Prefix: "h"}} {
+		ids := []string{"488e1234abcd4ef0a1b2c3d4e5f60718", "00000000000000000000000000000001"}
+		max := len(tp.LongestTopic(ids))
+		d := Discovery{Topics: tp}
+		docs := []DeviceConfig{d.BridgeConfig(), d.ReaderConfig(Reader{NFC: true, Feedback: []string{"ok", "ko"}})}
+		for _, id := range ids {
+			docs = append(docs, d.LockConfig(Lock{ID: id, UUID: id, Name: "x"}))
+		}
+		var seen []string
+		for _, doc := range docs {
+			for _, a := range doc.Availability {
+				seen = append(seen, a.Topic)
+			}
+			for _, c := range doc.Components {
+				seen = append(seen, c.Topic, c.StateTopic, c.CommandTopic, c.JSONAttributesTopic)
+			}
+		}
+		seen = append(seen, tp.DeviceConfig(d.BridgeDeviceID()), tp.DeviceConfig(d.ReaderDeviceID()), tp.DeviceConfig(LockDeviceID(ids[0])), tp.HAStatus())
+		seen = append(seen, tp.CommandFilters()...)
+		longest := ""
+		for _, s := range seen {
+			if len(s) > max {
+				t.Errorf("%s: topic %q (%d bytes) is longer than LongestTopic's %d", tp.Base, s, len(s), max)
+			}
+			if len(s) > len(longest) {
+				longest = s
+			}
+		}
+		if len(longest) != max {
+			t.Errorf("%s: LongestTopic %d bytes, but the longest topic in use is %q (%d)", tp.Base, max, longest, len(longest))
+		}
+	}
 }

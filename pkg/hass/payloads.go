@@ -86,27 +86,6 @@ func ParseCommand(kind CommandKind, payload []byte) (Action, error) {
 	return ActionNone, fmt.Errorf("%w: not a command topic", ErrBadPayload)
 }
 
-// describe says what a rejected payload was without echoing arbitrary bytes
-// into the log: short printable payloads are quoted, others only measured.
-func describe(p []byte) string {
-	if len(p) == 0 {
-		return "empty payload"
-	}
-	if len(p) <= 16 {
-		printable := true
-		for _, c := range p {
-			if c < 0x20 || c > 0x7e {
-				printable = false
-				break
-			}
-		}
-		if printable {
-			return fmt.Sprintf("got %q", p)
-		}
-	}
-	return fmt.Sprintf("got %d bytes", len(p))
-}
-
 // Status is the JSON published on a lock's status topic: the last status
 // read back from the cloud. Hub is "ON"/"OFF", or null when the cloud does
 // not say (HA then shows the connectivity as unknown).
@@ -166,6 +145,22 @@ type Usage struct {
 	Remaining       int    `json:"remaining"`
 	BackgroundReads string `json:"background_reads"` // "active" or "stopped"
 	PollIntervalS   int    `json:"poll_interval_s,omitempty"`
+}
+
+// Clock is the JSON on the bridge's clock topic: how far the host's clock
+// is off the Sesame cloud's, which judges the commands' signatures.
+type Clock struct {
+	OffsetS      int    `json:"offset_s"`      // the cloud's clock minus the host's, whole seconds: positive when the host's clock is behind
+	SigningClock string `json:"signing_clock"` // "host", or "cloud" while the offset is beyond the threshold
+}
+
+// NewClock fills a Clock from the measured offset (cloud minus host).
+func NewClock(offset time.Duration, corrected bool) Clock {
+	c := Clock{OffsetS: int(offset.Round(time.Second) / time.Second), SigningClock: "host"}
+	if corrected {
+		c.SigningClock = "cloud"
+	}
+	return c
 }
 
 // JSON encodes one of the payload types above.

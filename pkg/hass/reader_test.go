@@ -70,7 +70,7 @@ func TestParseFeedback(t *testing.T) {
 		}
 	}
 	for _, tt := range []struct{ payload, says string }{
-		{"OK", `got "OK"`}, {" ok", `got " ok"`}, {"", "empty payload"}, {"\x00\xff", "got 2 bytes"},
+		{"OK", `got "OK"`}, {" ok", `got " ok"`}, {"", "empty payload"}, {"\x00\xff", `got "\x00\xff"`},
 	} {
 		got, err := ParseFeedback([]byte(tt.payload), names)
 		if !errors.Is(err, ErrBadPayload) || got != "" || !strings.Contains(err.Error(), tt.says) || !strings.Contains(err.Error(), "[ok ko]") {

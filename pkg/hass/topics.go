@@ -18,6 +18,9 @@ func (t Topics) Availability() string { return t.Base + "/bridge/availability" }
 // Usage carries the Web API request count of the month (retained JSON).
 func (t Topics) Usage() string { return t.Base + "/bridge/api_usage" }
 
+// Clock carries the host's clock offset to the Sesame cloud (retained JSON).
+func (t Topics) Clock() string { return t.Base + "/bridge/clock" }
+
 // LockState carries the lock entity's state (retained).
 func (t Topics) LockState(id string) string { return t.Base + "/" + id + "/state" }
 

@@ -6,6 +6,10 @@
 // makes exactly one attempt and only Command retries. A 200 answer to a
 // command means the cloud accepted it, not that the lock moved: confirm with
 // Status.
+//
+// Every answer's Date header tells the client how far the host's clock is
+// off the cloud's. Beyond ClockSkewThreshold it signs with the cloud's time
+// (see ClockState): the cloud judges a signature by its own clock.
 package sesame
 
 import (
@@ -54,14 +58,14 @@ type Counter interface{ Count() }
 
 // Options configure a Client.
 type Options struct {
-	BaseURL        string        // e.g. https://app.candyhouse.co/api/sesame2; a trailing slash is fine
-	APIKey         Secret        // the account's x-api-key
-	HTTPClient     *http.Client  // nil: a client with bounded dial, TLS and header timeouts
-	RequestTimeout time.Duration // bound of each HTTP attempt; 0 means 8s
-	Counter        Counter       // may be nil
-	Now            func() time.Time
-	Backoff        Backoff      // delays between command retries; zero fields take the defaults
-	Logger         *slog.Logger // nil discards
+	BaseURL        string           // e.g. https://app.candyhouse.co/api/sesame2; a trailing slash is fine
+	APIKey         Secret           // the account's x-api-key
+	HTTPClient     *http.Client     // nil: a client with bounded dial, TLS and header timeouts
+	RequestTimeout time.Duration    // bound of each HTTP attempt; 0 means 8s
+	Counter        Counter          // may be nil
+	Now            func() time.Time // the host's clock; nil means time.Now
+	Backoff        Backoff          // delays between command retries; zero fields take the defaults
+	Logger         *slog.Logger     // nil discards
 }
 
 const (
@@ -79,6 +83,7 @@ type Client struct {
 	timeout time.Duration
 	counter Counter
 	now     func() time.Time
+	clock   *clock
 	backoff Backoff
 	log     *slog.Logger
 }
@@ -120,8 +125,28 @@ func New(o Options) (*Client, error) {
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
+	c.clock = newClock(c.log)
 	return c, nil
 }
+
+// ClockState is what the client knows of the host's clock.
+type ClockState struct {
+	Measured  bool          // some answer carried a usable Date header
+	Offset    time.Duration // the cloud's clock minus the host's at the last answer: positive when the host is behind
+	Corrected bool          // commands are signed with the cloud's time (the offset went beyond ClockSkewThreshold)
+}
+
+// ClockState returns the offset measured at the last answer.
+func (c *Client) ClockState() ClockState {
+	off, corrected, measured := c.clock.Offset()
+	return ClockState{Measured: measured, Offset: off, Corrected: corrected}
+}
+
+// ClockChanged receives a value (one slot, never blocking the client) at
+// the first measurement, when the offset moved by 2 s or more since the last
+// value (less is the Date header's resolution and the round trip), and
+// when the signing clock changed.
+func (c *Client) ClockChanged() <-chan struct{} { return c.clock.changed }
 
 // defaultHTTPClient bounds every phase of a connection; the per-attempt
 // context bounds the whole request.
@@ -143,11 +168,11 @@ func (c *Client) Status(ctx context.Context, uuid string) (Status, error) {
 	if uuid == "" {
 		return Status{}, errors.New("sesame status: empty lock UUID")
 	}
-	body, err := c.do(ctx, "status", uuid, http.MethodGet, c.lockURL(uuid), nil)
+	rep, err := c.do(ctx, "status", uuid, http.MethodGet, c.lockURL(uuid), nil)
 	if err != nil {
 		return Status{}, wrap("status", uuid, err)
 	}
-	st, err := DecodeStatus(body)
+	st, err := DecodeStatus(rep.body)
 	if err != nil {
 		return Status{}, fmt.Errorf("sesame status %s: %w", uuid, err)
 	}
@@ -170,6 +195,14 @@ type commandBody struct {
 // deadline; otherwise Command gives up at once with the throttling error.
 // 403 and other 4xx answers are returned at once.
 //
+// A command is signed with the host's time, or the cloud's while the
+// host's clock is off (ClockState). When the answer shows that the
+// signature was made with a time more than ClockSkewThreshold off the
+// cloud's clock (the first answer after the host's clock went wrong, or
+// after NTP fixed it), the cloud has most likely accepted and ignored it:
+// Command signs it again with the cloud's time and sends it once more.
+// Lock and unlock are idempotent, so a second copy is harmless.
+//
 // A nil error means the service accepted the command, not that the lock
 // moved: confirm with Status.
 func (c *Client) Command(ctx context.Context, uuid string, secret Secret, cmd Cmd, tag string) error {
@@ -188,8 +221,11 @@ func (c *Client) Command(ctx context.Context, uuid string, secret Secret, cmd Cm
 	log := c.log.With("uuid", uuid, "cmd", cmd.String())
 
 	var lastAnswer error // the last answer the service gave, for the report
+	resent := false      // sent again because the first signature was stale
 	for attempt := 1; ; attempt++ {
-		sign, err := Sign(key, c.now())
+		hostAt := c.now()
+		signAt := c.clock.signTime(hostAt)
+		sign, err := Sign(key, signAt)
 		if err != nil {
 			return fmt.Errorf("sesame command %s: %w", uuid, err)
 		}
@@ -197,8 +233,15 @@ func (c *Client) Command(ctx context.Context, uuid string, secret Secret, cmd Cm
 		if err != nil {
 			return fmt.Errorf("sesame command %s: encode body: %w", uuid, err)
 		}
-		_, err = c.do(ctx, "command", uuid, http.MethodPost, target, body)
+		rep, err := c.do(ctx, "command", uuid, http.MethodPost, target, body)
 		if err == nil {
+			// The cloud's time when the command was signed, by this answer.
+			if miss := signAt.Sub(hostAt.Add(rep.offset)); rep.dated && !resent && abs(miss) > ClockSkewThreshold {
+				resent = true
+				log.Warn("the command was signed with a time "+abs(miss).Round(time.Second).String()+" off the Sesame cloud's clock, which ignores such commands; sending it again signed with the cloud's time",
+					"attempt", attempt)
+				continue
+			}
 			log.Debug("sesame command accepted", "attempts", attempt)
 			return nil
 		}
@@ -240,10 +283,18 @@ func (c *Client) Command(ctx context.Context, uuid string, secret Secret, cmd Cm
 
 func (c *Client) lockURL(uuid string) string { return c.base + "/" + url.PathEscape(uuid) }
 
+// answer is a 2xx answer.
+type answer struct {
+	body   []byte
+	offset time.Duration // the cloud's clock minus the host's, by its Date header
+	dated  bool          // the answer had a usable Date header
+}
+
 // do makes one HTTP attempt bounded by the request timeout and returns the
 // body of a 2xx answer. Other answers become *APIError; failures to get an
-// answer become *transportError.
-func (c *Client) do(ctx context.Context, op, uuid, method, target string, body []byte) ([]byte, error) {
+// answer become *transportError. The Date header of every answer, 2xx or
+// not, goes to the clock.
+func (c *Client) do(ctx context.Context, op, uuid, method, target string, body []byte) (answer, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	var rd io.Reader
@@ -252,7 +303,7 @@ func (c *Client) do(ctx context.Context, op, uuid, method, target string, body [
 	}
 	req, err := http.NewRequestWithContext(ctx, method, target, rd)
 	if err != nil {
-		return nil, fmt.Errorf("build request: %w", err)
+		return answer{}, fmt.Errorf("build request: %w", err)
 	}
 	req.Header.Set("x-api-key", c.key.Reveal())
 	req.Header.Set("Accept", "application/json")
@@ -262,17 +313,20 @@ func (c *Client) do(ctx context.Context, op, uuid, method, target string, body [
 	if c.counter != nil {
 		c.counter.Count()
 	}
+	sent := c.now()
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return nil, &transportError{err: err}
+		return answer{}, &transportError{err: err}
 	}
 	defer resp.Body.Close()
+	rep := answer{}
+	rep.offset, rep.dated = c.clock.observe(resp.Header.Get("Date"), sent, c.now())
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBody))
 	if err != nil {
-		return nil, &transportError{err: fmt.Errorf("read %s answer: %w", op, err)}
+		return answer{}, &transportError{err: fmt.Errorf("read %s answer: %w", op, err)}
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return nil, &APIError{
+		return answer{}, &APIError{
 			Op:         op,
 			UUID:       uuid,
 			StatusCode: resp.StatusCode,
@@ -280,7 +334,8 @@ func (c *Client) do(ctx context.Context, op, uuid, method, target string, body [
 			RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()),
 		}
 	}
-	return data, nil
+	rep.body = data
+	return rep, nil
 }
 
 // wrap adds the operation and lock to err; an *APIError already names them.

@@ -202,8 +202,18 @@ func TestClientClockSkew(t *testing.T) {
 			if err := c.Command(ctxTimeout(t, 5*time.Second), lockUUID, sesame.NewSecret(lockSecret), sesame.CmdUnlock, ""); err != nil {
 				t.Fatal(err)
 			}
-			if got := fake.Requests()[0].SignValid; got != tt.valid {
+			reqs := fake.Requests()
+			if got := reqs[0].SignValid; got != tt.valid {
 				t.Errorf("SignValid = %v, want %v", got, tt.valid)
+			}
+			// Beyond the threshold the answer's Date shows the signature
+			// was stale: sent once more, signed with the cloud's time.
+			want := 1
+			if tt.skew > sesame.ClockSkewThreshold || tt.skew < -sesame.ClockSkewThreshold {
+				want = 2
+			}
+			if len(reqs) != want || !reqs[len(reqs)-1].SignValid {
+				t.Errorf("fake saw %+v; want %d request(s), the last validly signed", reqs, want)
 			}
 		})
 	}

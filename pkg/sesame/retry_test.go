@@ -151,9 +151,8 @@ func TestCommandRetriesServerErrors(t *testing.T) {
 		c := newScripted(t, s, &cnt)
 		// Each attempt signs with a fresh clock reading: 5 minutes apart, so
 		// every attempt falls in another 256-s slot.
-		var nowCalls atomic.Int64
 		base := time.Unix(1621854456, 0)
-		c.now = func() time.Time { return base.Add(time.Duration(nowCalls.Add(1)-1) * 5 * time.Minute) }
+		c.now = func() time.Time { return base.Add(time.Duration(len(s.seen())) * 5 * time.Minute) }
 
 		start := time.Now()
 		if err := c.Command(t.Context(), testUUID, NewSecret(testSecret), CmdLock, "Alice"); err != nil {

@@ -7,6 +7,11 @@
 // on a known lock — even when the signature is wrong or the hub is offline,
 // in which case the lock simply does not move. An accepted lock or unlock
 // reports "moved" for the move delay, then the target state.
+//
+// The fake cloud has its own clock (SetClockSkew): it dates its answers
+// (the HTTP Date header), its status timestamps and its signature check
+// with it, as the real cloud judges a signature's freshness by its own
+// clock and not by the client's.
 package sesametest
 
 import (
@@ -40,13 +45,13 @@ type Lock struct {
 
 // Request is one request as the fake saw it.
 type Request struct {
-	Time      time.Time // arrival
+	Time      time.Time // arrival, by the host's clock (not the skewed cloud clock)
 	Method    string
 	Path      string
 	UUID      string
 	Cmd       int    // 0 for anything but a command
 	History   string // the decoded history tag (as sent, if not base64)
-	SignValid bool   // the signature matched the lock's secret within ±1 256-s slot
+	SignValid bool   // the signature matched the lock's secret within ±1 256-s slot of the cloud's clock
 	KeyValid  bool   // x-api-key was right
 	Status    int    // HTTP status answered
 }
@@ -77,6 +82,7 @@ type Server struct {
 	locks     map[string]*lock
 	moveDelay time.Duration
 	latency   time.Duration
+	skew      time.Duration // the cloud's clock minus the host's
 	fail      failure
 	requests  []Request
 }
@@ -215,6 +221,26 @@ func (s *Server) FailNext(n int, status int, body string, retryAfter string) {
 	s.fail = failure{n: max(n, 0), status: status, body: body, retryAfter: retryAfter}
 }
 
+// SetClockSkew makes the cloud's clock run d ahead of the host's (behind
+// when d is negative), as a client with a wrong clock sees the real cloud:
+// the Date header of every answer, the status timestamps and the window in
+// which a signature is accepted all follow the cloud's clock from now on.
+// States already reached keep the cloud time they were reached at.
+func (s *Server) SetClockSkew(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, l := range s.locks {
+		l.changed = l.changed.Add(d - s.skew)
+		if l.moving {
+			l.moveUntil = l.moveUntil.Add(d - s.skew)
+		}
+	}
+	s.skew = d
+}
+
+// cloudNow is the cloud's clock. s.mu is held.
+func (s *Server) cloudNow() time.Time { return time.Now().Add(s.skew) }
+
 // SetLatency delays every answer by d (the request's own context and Close
 // cut the wait short).
 func (s *Server) SetLatency(d time.Duration) {
@@ -230,7 +256,7 @@ func (s *Server) Turn(uuid string, state sesame.LockState) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if l := s.locks[uuid]; l != nil {
-		l.state, l.moving, l.changed = state, false, time.Now()
+		l.state, l.moving, l.changed = state, false, s.cloudNow()
 	}
 }
 
@@ -243,7 +269,7 @@ func (s *Server) State(uuid string) sesame.LockState {
 	if l == nil {
 		return sesame.StateUnknown
 	}
-	return l.reported(time.Now())
+	return l.reported(s.cloudNow())
 }
 
 // Requests returns a copy of every request so far, in arrival order.
@@ -281,10 +307,10 @@ func jsonAnswer(status int, message string) answer {
 }
 
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
-	now := time.Now()
+	arrival := time.Now()
 	uuid, isCmd, pathOK := splitPath(r.URL.Path)
 	rec := Request{
-		Time:     now,
+		Time:     arrival,
 		Method:   r.Method,
 		Path:     r.URL.Path,
 		UUID:     uuid,
@@ -303,10 +329,11 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	s.mu.Lock()
+	now := arrival.Add(s.skew) // the cloud's clock
 	ans := s.answer(now, r.Method, pathOK, isCmd, bodyOK, cmd, &rec)
 	rec.Status = ans.status
 	s.requests = append(s.requests, rec)
-	latency := s.latency
+	latency, skew := s.latency, s.skew
 	s.mu.Unlock()
 
 	select {
@@ -327,6 +354,8 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 
+	// net/http dates an answer by the host's clock unless Date is set.
+	w.Header().Set("Date", time.Now().Add(skew).UTC().Format(http.TimeFormat))
 	if ans.retryAfter != "" {
 		w.Header().Set("Retry-After", ans.retryAfter)
 	}

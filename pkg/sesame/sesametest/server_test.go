@@ -425,3 +425,53 @@ func TestNewServerPanicsOnBadLocks(t *testing.T) {
 		}()
 	}
 }
+
+// TestClockSkew: a skewed cloud dates its answers and its status timestamps
+// by its own clock and judges signatures by it.
+func TestClockSkew(t *testing.T) {
+	for _, skew := range []time.Duration{10 * time.Minute, -10 * time.Minute} {
+		t.Run(skew.String(), func(t *testing.T) {
+			s := start(t)
+			s.SetMoveDelay(0)
+			s.SetClockSkew(skew)
+
+			before := time.Now()
+			resp, err := http.Get(s.URL() + "/" + uuid) // no key: 403, dated all the same
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			after := time.Now()
+			date, err := http.ParseTime(resp.Header.Get("Date"))
+			if err != nil {
+				t.Fatalf("Date header %q: %v", resp.Header.Get("Date"), err)
+			}
+			if lo, hi := before.Add(skew).Truncate(time.Second), after.Add(skew); date.Before(lo) || date.After(hi) {
+				t.Errorf("Date %s, want the cloud's time between %s and %s", date, lo, hi)
+			}
+
+			s.Turn(uuid, sesame.StateLocked)
+			st, _ := status(t, s, uuid)
+			if d := st.Timestamp.Sub(time.Now().Add(skew)); d < -3*time.Second || d > 3*time.Second {
+				t.Errorf("status timestamp %s is %s off the cloud's clock", st.Timestamp, d)
+			}
+
+			// Signed by the host's clock: too far off for the cloud.
+			do(t, http.MethodPost, s.URL()+"/"+uuid+"/cmd", apiKey, cmdBody(t, 83, "", time.Now()))
+			if reqs := s.Requests(); reqs[len(reqs)-1].SignValid {
+				t.Error("a signature by the host's clock was accepted by a cloud 10 min off")
+			}
+			if got := s.State(uuid); got != sesame.StateLocked {
+				t.Errorf("after a stale signature the lock is %s, want locked", got)
+			}
+			// Signed by the cloud's clock: accepted, the lock moves.
+			do(t, http.MethodPost, s.URL()+"/"+uuid+"/cmd", apiKey, cmdBody(t, 83, "", time.Now().Add(skew)))
+			if reqs := s.Requests(); !reqs[len(reqs)-1].SignValid {
+				t.Error("a signature by the cloud's clock was refused")
+			}
+			if got := s.State(uuid); got != sesame.StateUnlocked {
+				t.Errorf("after a signature by the cloud's clock the lock is %s, want unlocked", got)
+			}
+		})
+	}
+}
