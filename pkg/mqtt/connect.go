@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"strings"
 	"time"
 
@@ -32,8 +33,8 @@ import (
 //
 // Every delay has jitter, so that clients restarted together do not hit the
 // broker in lockstep. A refusal that retrying cannot fix (a wrong login, a
-// certificate the broker or we refuse) goes straight to the slow backoff and
-// is logged as an error each time.
+// certificate the broker or we refuse) switches the rest of the outage to the
+// slow backoff, and each such refusal is logged as an error.
 const (
 	fastTries      = 4
 	fastMin        = 100 * time.Millisecond
@@ -54,8 +55,9 @@ const (
 
 // schedule hands out the delays between the attempts of one outage.
 type schedule struct {
-	tries int
-	slow  backoff
+	tries   int
+	refused bool // a permanent refusal was seen: the broker is up and says no
+	slow    backoff
 }
 
 // next returns the wait before the next attempt, given how long the outage
@@ -63,8 +65,9 @@ type schedule struct {
 // the delay came from the slow backoff.
 func (s *schedule) next(outage time.Duration, permanent bool) (d time.Duration, slow bool) {
 	s.tries++
+	s.refused = s.refused || permanent
 	switch {
-	case permanent || outage >= steadyFor:
+	case s.refused || outage >= steadyFor:
 		if s.slow.min == 0 {
 			s.slow = backoff{min: slowMin, max: slowMax}
 		}
@@ -172,9 +175,15 @@ func isAuthError(err error) bool {
 
 // isPermanent reports a refusal that retrying cannot fix: the broker refused
 // the login, we refused the broker's certificate, or the broker refused ours
-// (a TLS alert such as "certificate required" or "bad certificate").
+// (a TLS alert such as "certificate required" or "bad certificate"). With
+// TLS 1.3 the broker's refusal of our certificate often shows only as a reset
+// connection, which is not told apart from a broker going down.
 func isPermanent(err error) bool {
 	if isAuthError(err) {
+		return true
+	}
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "remote error" { // crypto/tls: an alert from the peer
 		return true
 	}
 	var (

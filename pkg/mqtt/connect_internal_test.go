@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -59,6 +60,11 @@ func TestSchedulePermanentGoesSlowAtOnce(t *testing.T) {
 	if !slow || d < slowMin-slowMin/4 || d > slowMin {
 		t.Errorf("first delay after a refused login: %s (slow %v), want about %s", d, slow, slowMin)
 	}
+	// The broker is up and refusing: a reset in between does not make the
+	// client hammer it again.
+	if d, slow := s.next(d, false); !slow || d < 2*slowMin-slowMin/2 {
+		t.Errorf("delay after a refusal, then a reset: %s (slow %v), want the slow backoff's next step", d, slow)
+	}
 }
 
 func TestIsPermanent(t *testing.T) {
@@ -72,6 +78,8 @@ func TestIsPermanent(t *testing.T) {
 		{fmt.Errorf("%w : %w", packets.ErrorNetworkError, x509.UnknownAuthorityError{}), true},
 		{fmt.Errorf("tls handshake: %w", &tls.CertificateVerificationError{Err: x509.HostnameError{}}), true},
 		{fmt.Errorf("tls handshake: %w", tls.AlertError(116)), true}, // certificate required
+		{fmt.Errorf("%w : %w", packets.ErrorNetworkError, &net.OpError{Op: "remote error", Err: errors.New("tls: certificate required")}), true},
+		{fmt.Errorf("%w : %w", packets.ErrorNetworkError, &net.OpError{Op: "write", Err: errors.New("connection reset by peer")}), false},
 		{fmt.Errorf("%w : %w", packets.ErrorNetworkError, errors.New("dial tcp: connection refused")), false},
 		{errTimeout, false},
 		{packets.ErrorRefusedServerUnavailable, false},
