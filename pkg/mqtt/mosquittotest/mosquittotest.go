@@ -77,6 +77,7 @@ func WithTLS(o TLS) Option {
 // WithACL makes the broker enforce acl as its acl_file (Mosquitto's
 // syntax: "user NAME" then "topic read|write|readwrite FILTER" lines).
 // Everything the file does not grant is denied, to the helpers' login too.
+// The broker then logs everything (log_type all), denials included.
 func WithACL(acl string) Option {
 	return func(c *config) { c.acl, c.aclSet = acl, true }
 }
@@ -239,6 +240,8 @@ func (b *Broker) writeConfig() error {
 	}
 	if b.cfg.aclSet {
 		fmt.Fprintf(&sb, "acl_file %s\n", filepath.Join(b.dir, "acl"))
+		// Denials ("Denied PUBLISH from ...") are logged at debug level.
+		sb.WriteString("log_type all\n")
 	}
 	// Listener options follow their listener line; the ones above are
 	// global (per_listener_settings false), so the ACL and the logins hold
