@@ -78,7 +78,13 @@ type Options struct {
 	Password string // never logged
 	ClientID string // "" -> "sesame2mqtt-" + 8 random hex
 
-	WillTopic   string // retained QoS 1 last will; also published on clean shutdown
+	// WillTopic is the retained QoS 1 last will, also published on a clean
+	// shutdown. The client subscribes to it too, and expects OnConnect to
+	// publish the birth ("online") there: when that does not come back
+	// within 5 s, the broker probably denies it (an MQTT 3.1.1 broker drops
+	// a denied publish silently) and Run logs a warning. Messages on it
+	// reach OnMessage only if Subscriptions match it.
+	WillTopic   string
 	WillPayload string // e.g. "offline"
 
 	// Subscriptions are topic filters, subscribed at QoS 1 after every
@@ -100,7 +106,10 @@ type Options struct {
 	Timeout    time.Duration // bound on every token wait; default 5s
 	OutboxSize int           // bound on queued publishes; default 512
 	Logger     *slog.Logger  // nil -> discard
-	TLSConfig  *tls.Config   // optional, for ssl/tls/mqtts/wss
+	// TLSConfig is for ssl/tls/mqtts/wss brokers; nil: the system roots
+	// and the host name of URL. RootCAs, Certificates and ServerName are
+	// honoured; the config is cloned per connection.
+	TLSConfig *tls.Config
 }
 
 // Client is a connection to one MQTT broker. Create it with New, then call Run
@@ -252,7 +261,7 @@ func New(o Options) (*Client, error) {
 	}
 	if usesOwnDialer(u.Scheme) {
 		// TCP and TLS connections acknowledge every read at once (dial.go).
-		po.SetCustomOpenConnectionFn(dialer{tls: o.TLSConfig, timeout: o.Timeout}.open)
+		po.SetCustomOpenConnectionFn(dialer{tls: o.TLSConfig.Clone(), timeout: o.Timeout}.open)
 	}
 	c.pc = paho.NewClient(po)
 	c.isOpen = c.pc.IsConnectionOpen
