@@ -613,7 +613,9 @@ var (
 
 // The manifest maps Home Assistant's /ssl folder, read-only, for the TLS
 // options, and nothing else; every entry is one Supervisor accepts (it
-// silently skips one it does not).
+// silently skips one it does not) and the add-on linter's schema too
+// (frenck/action-addon-linter src/config.schema.json: a list of strings
+// matching its pattern, or of {type, read_only, path} mappings).
 func TestManifestMapsSSLReadOnly(t *testing.T) {
 	m, _ := loadManifest(t)
 	entries, ok := m["map"].([]any)
@@ -660,5 +662,15 @@ func TestManifestMapsSSLReadOnly(t *testing.T) {
 	}
 	if !reflect.DeepEqual(types, []string{"ssl"}) {
 		t.Errorf("map types %v, want exactly [ssl]", types)
+	}
+	// The linter's schema (oneOf) wants all strings or all mappings.
+	strs := 0
+	for _, e := range entries {
+		if _, ok := e.(string); ok {
+			strs++
+		}
+	}
+	if strs != 0 && strs != len(entries) {
+		t.Error("map mixes strings and mappings; the add-on linter accepts one form or the other")
 	}
 }
