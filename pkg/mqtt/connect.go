@@ -23,8 +23,9 @@ import (
 // Commands sent meanwhile by Home Assistant are lost (a clean session keeps
 // nothing for us). So every connect is ours, on this schedule:
 //
-//   - the first fastTries attempts of an outage come 100-250 ms apart (a
-//     restarted broker usually accepts within a second or two);
+//   - the first attempt comes 0-100 ms after the loss, the next fastTries
+//     100-250 ms apart (a restarted broker usually accepts within a second
+//     or two);
 //   - then one every 500-800 ms until the outage is a minute old: whenever
 //     the broker comes back in that minute, the bridge is connected and
 //     subscribed again within a second of it accepting connections;
@@ -36,6 +37,7 @@ import (
 // certificate the broker or we refuse) switches the rest of the outage to the
 // slow backoff, and each such refusal is logged as an error.
 const (
+	firstRetryMax  = 100 * time.Millisecond
 	fastTries      = 4
 	fastMin        = 100 * time.Millisecond
 	fastMax        = 250 * time.Millisecond
@@ -103,6 +105,11 @@ func (c *Client) connectLoop(ctx context.Context, attempt func(context.Context) 
 			return
 		case <-c.lost:
 			lostAt = time.Now()
+		}
+		// Clients dropped together by one broker do not all knock in the
+		// same millisecond.
+		if !sleep(ctx, jitter(0, firstRetryMax)) {
+			return
 		}
 	}
 }
