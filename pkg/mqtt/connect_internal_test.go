@@ -156,6 +156,7 @@ func TestReconnectScheduleOnFakeClock(t *testing.T) {
 				attempts = nil
 				c.lost <- struct{}{}
 				<-connected
+				synctest.Wait() // the loop has logged and waits for the next loss
 				last := attempts[len(attempts)-1]
 				late := last.Sub(backAt)
 				t.Logf("down %s: %d attempts, connected %s after the broker was back", downFor, len(attempts), late)
