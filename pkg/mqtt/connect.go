@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
-	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"net"
@@ -13,7 +12,6 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
-	"github.com/eclipse/paho.mqtt.golang/packets"
 )
 
 // The connection loop.
@@ -176,10 +174,6 @@ func (c *Client) connectionLost(_ paho.Client, err error) {
 	}
 }
 
-func isAuthError(err error) bool {
-	return errors.Is(err, packets.ErrorRefusedBadUsernameOrPassword) || errors.Is(err, packets.ErrorRefusedNotAuthorised)
-}
-
 // isPermanent reports a refusal that retrying cannot fix: the broker refused
 // the login, we refused the broker's certificate, or the broker refused ours
 // (a TLS alert such as "certificate required" or "bad certificate"). With
@@ -204,167 +198,16 @@ func isPermanent(err error) bool {
 		errors.As(err, &invalid) || errors.As(err, &alert)
 }
 
-// notify is called on paho's goroutines. A connect event must not be lost (it
-// triggers the subscriptions), so it waits for room in the queue, but no
-// longer than Run lives; a connection-lost event is only a notification and
-// is dropped when the queue is full.
-func (c *Client) notify(ev event) {
-	if ev.lost {
-		select {
-		case c.events <- ev:
-		default:
-			c.log.Warn("mqtt connection lost", "broker", c.broker, "err", ev.err, "note", "event queue full; OnConnectionLost not called")
-		}
-		return
-	}
-	select {
-	case c.events <- ev:
-	case <-c.done:
-	}
-}
-
-// runEvents handles connects (subscribe, then OnConnect) and connection
-// losses, in the order paho reported them, and watches for the echo of our
-// own birth after each connect.
-func (c *Client) runEvents(ctx context.Context) {
-	echoTimer := time.NewTimer(echoTimeout)
-	echoTimer.Stop()
-	defer echoTimer.Stop()
-	var (
-		waiting  bool      // an echo is expected
-		since    time.Time // when the subscriptions were acknowledged
-		deadline <-chan time.Time
-	)
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case ev := <-c.events:
-			if ev.lost {
-				waiting, deadline = false, nil
-				echoTimer.Stop()
-				c.log.Warn("mqtt connection lost", "broker", c.broker, "err", ev.err)
-				if c.opts.OnConnectionLost != nil {
-					c.opts.OnConnectionLost(ev.err)
-				}
-				continue
-			}
-			var watch bool
-			watch, since = c.onConnected(ctx)
-			if watch {
-				waiting, deadline = true, echoTimer.C
-				echoTimer.Reset(echoTimeout)
-			}
-		case at := <-c.echo:
-			if waiting {
-				waiting, deadline = false, nil
-				echoTimer.Stop()
-				c.log.Debug("mqtt own publish came back: the broker lets us write and read it", "topic", c.opts.WillTopic, "after", at.Sub(since).Round(time.Millisecond))
-			}
-		case <-deadline:
-			waiting, deadline = false, nil
-			if c.isOpen() {
-				c.log.Warn("mqtt own publish did not come back: the broker probably denies this client writing (or reading) it",
-					"topic", c.opts.WillTopic, "waited", echoTimeout,
-					"hint", "a broker drops a denied MQTT 3.1.1 publish without telling the client, so Home Assistant may not see the bridge; "+
-						"check the broker's ACL for this login (README: Broker access) and its log for 'Denied PUBLISH'")
-			}
-		}
-	}
-}
-
-// onConnected subscribes (retrying while the connection stays open) and then
-// calls OnConnect. watch reports that the echo of the birth on WillTopic is
-// to be expected; since is when the subscriptions were acknowledged.
-func (c *Client) onConnected(ctx context.Context) (watch bool, since time.Time) {
-	// An echo still queued belongs to an earlier connection.
-	select {
-	case <-c.echo:
-	default:
-	}
-	bo := backoff{min: subscribeRetryMin, max: subscribeRetryMax}
-	var refused []string
-	for {
-		var err error
-		refused, err = c.subscribe(ctx)
-		if err == nil {
-			break
-		}
-		if ctx.Err() != nil {
-			return false, time.Time{}
-		}
-		if !c.isOpen() {
-			// The next connect event subscribes again.
-			c.log.Warn("mqtt connection lost before subscriptions were acknowledged", "err", err)
-			return false, time.Time{}
-		}
-		d := bo.delay()
-		c.log.Warn("mqtt subscribe failed; retrying", "err", err, "retry_in", d.Round(time.Millisecond))
-		if !sleep(ctx, d) {
-			return false, time.Time{}
-		}
-	}
-	since = time.Now()
-	c.log.Info("mqtt connected", "broker", c.broker, "subscriptions", len(c.opts.Subscriptions))
-	if c.opts.OnConnect != nil {
-		c.opts.OnConnect()
-	}
-	watch = c.opts.WillTopic != "" && !contains(refused, c.opts.WillTopic)
-	return watch, since
-}
-
-// subscribe subscribes to all filters at QoS 1 in one SUBSCRIBE and waits for
-// the SUBACK, bounded by Timeout. The will topic is subscribed too, to see
-// our own birth come back. A filter the broker refuses (return code 0x80,
-// e.g. an ACL) is logged and returned, not retried: retrying cannot help.
-func (c *Client) subscribe(ctx context.Context) (refused []string, err error) {
-	filters := make(map[string]byte, len(c.opts.Subscriptions)+1)
-	for _, f := range c.opts.Subscriptions {
-		filters[f] = 1
-	}
-	if c.opts.WillTopic != "" {
-		filters[c.opts.WillTopic] = 1
-	}
-	if len(filters) == 0 {
-		return nil, nil
-	}
-	names := make([]string, 0, len(filters))
-	for f := range filters {
-		names = append(names, f)
-	}
-	tok := c.pc.SubscribeMultiple(filters, nil) // nil: messages go to the default handler
-	if err := waitCtx(ctx, tok, c.opts.Timeout); err != nil {
-		return nil, fmt.Errorf("subscribe %s: %w", strings.Join(names, ","), err)
-	}
-	if st, ok := tok.(*paho.SubscribeToken); ok {
-		for f, code := range st.Result() {
-			if code == subackFailure {
-				refused = append(refused, f)
-				c.log.Error("mqtt broker refused subscription", "filter", f,
-					"hint", "the broker's ACL denies this login reading it (README: Broker access)")
-			}
-		}
-	}
-	return refused, nil
-}
-
-// handleMessage is paho's message handler. It runs on paho's router goroutine
-// and must never block: it only enqueues.
-func (c *Client) handleMessage(_ paho.Client, m paho.Message) {
-	msg := Message{
-		Topic:     m.Topic(),
-		Payload:   m.Payload(),
-		QoS:       m.Qos(),
-		Retained:  m.Retained(),
-		Duplicate: m.Duplicate(),
-		Received:  time.Now(),
-	}
-	if c.opts.WillTopic != "" && msg.Topic == c.opts.WillTopic {
-		// A live copy is our own birth (or will) coming back; a retained
-		// one is what the broker held before we connected.
-		if !msg.Retained {
+// route is paho's message handler (it runs on paho's router goroutine and
+// must not block). A message on WillTopic is the echo check's: a live copy is
+// our own birth (or will) coming back, a retained one what the broker held
+// before we connected. It reaches OnMessage only when Subscriptions match
+// it; every other message goes to handleMessage.
+func (c *Client) route(pc paho.Client, m paho.Message) {
+	if c.opts.WillTopic != "" && m.Topic() == c.opts.WillTopic {
+		if !m.Retained() {
 			select {
-			case c.echo <- msg.Received:
+			case c.echo <- time.Now():
 			default:
 			}
 		}
@@ -372,11 +215,7 @@ func (c *Client) handleMessage(_ paho.Client, m paho.Message) {
 			return
 		}
 	}
-	select {
-	case c.inbox <- msg:
-	default:
-		c.log.Warn("mqtt message dropped: handler queue full", "topic", msg.Topic, "queue_size", cap(c.inbox))
-	}
+	c.handleMessage(pc, m)
 }
 
 func contains(list []string, s string) bool {
