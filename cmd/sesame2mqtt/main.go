@@ -253,6 +253,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		OnConnectionLost: func(error) { br.MQTTConnected(false) },
 		Timeout:          3 * time.Second,
 		Logger:           log.With("component", "mqtt"),
+		TLSConfig:        cfg.MQTTTLS.Config(), // nil: system roots; for MQTT only, never the Sesame cloud's HTTPS
 	})
 	if err != nil {
 		return err

@@ -9,12 +9,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/sesame2mqtt/sesame2mqtt/pkg/config"
+	"github.com/sesame2mqtt/sesame2mqtt/pkg/mqtt/mosquittotest"
 )
 
 // contract is the environment of issues A-C that the options map onto.
@@ -24,6 +26,7 @@ var contract = []string{
 	"LOG_LEVEL",
 	"NFC_DEVICE", "NFC_CARDS", "NFC_ACTION", "NFC_LOCK", "NFC_TAG_SCANNER", "NFC_HOLD_OFF",
 	"LED_GREEN_PIN", "LED_RED_PIN", "BUZZER_PIN", "LED_ACTIVE_LOW",
+	"MQTT_CA_FILE", "MQTT_CLIENT_CERT", "MQTT_CLIENT_KEY",
 }
 
 // notOptions are the contract's variables deliberately not offered as
@@ -93,7 +96,12 @@ func TestOptionsCoverTheContract(t *testing.T) {
 // come out as the configuration fields they name.
 func TestOptionsReachConfig(t *testing.T) {
 	clearConfigEnv(t)
-	vars, err := LoadOptions(writeOptions(t, fullOptions))
+	// The TLS options name files in /ssl: here a folder with a test CA's
+	// ca.crt and a client's client.crt and client.key.
+	pki := mosquittotest.NewPKI(t)
+	pki.Client("client", "sesame2mqtt")
+	ssl := filepath.Dir(pki.CAFile)
+	vars, err := loadOptions(writeOptions(t, fullOptions), ssl)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,6 +146,11 @@ func TestOptionsReachConfig(t *testing.T) {
 	check("NFC.Cards[0]", []string{fmt.Sprintf("%X", cfg.NFC.Cards[0].UID), cfg.NFC.Cards[0].Name}, []string{"04A23BC4D58080", "Alice"})
 	check("NFC.Cards[1]", []string{fmt.Sprintf("%X", cfg.NFC.Cards[1].UID), cfg.NFC.Cards[1].Name}, []string{"04A23BC4", "Bob: spare"})
 	check("LED", []any{cfg.LED.Green, cfg.LED.Red, cfg.LED.Buzzer, cfg.LED.ActiveLow}, []any{"GPIO23", "GPIO24", "GPIO25", true})
+	check("MQTTTLS", []string{cfg.MQTTTLS.CAFile, cfg.MQTTTLS.CertFile, cfg.MQTTTLS.KeyFile},
+		[]string{filepath.Join(ssl, "ca.crt"), filepath.Join(ssl, "client.crt"), filepath.Join(ssl, "client.key")})
+	if tc := cfg.MQTTTLS.Config(); tc == nil || tc.RootCAs == nil || len(tc.Certificates) != 1 {
+		t.Errorf("TLS config from the options: %+v", tc)
+	}
 }
 
 // Every value a list(...) option offers in the form is one pkg/config accepts.

@@ -563,6 +563,10 @@ func kindMatches(k kind, typ any) error {
 		return itemMatches(typ, lockFields)
 	case kindCards:
 		return itemMatches(typ, cardFields)
+	case kindSSLPath:
+		if base(typ) != "str" {
+			return fmt.Errorf("a file under /ssl is a plain str (a path, not a url)")
+		}
 	default:
 		return fmt.Errorf("unknown kind %d", k)
 	}
@@ -598,4 +602,75 @@ func itemMatches(typ any, fields []field) error {
 		return fmt.Errorf("fields %v, the encoder knows %v", got, want)
 	}
 	return nil
+}
+
+// reVolume is RE_VOLUME of supervisor/apps/validate.py (the string form of
+// a map entry); mapTypes is its MappingType.
+var (
+	reVolume = regexp.MustCompile(`^(data|config|ssl|addons|backup|share|media|homeassistant_config|all_addon_configs|addon_config)(?::(rw|ro))?$`)
+	mapTypes = []string{"data", "config", "ssl", "addons", "backup", "share", "media", "homeassistant_config", "all_addon_configs", "addon_config"}
+)
+
+// The manifest maps Home Assistant's /ssl folder, read-only, for the TLS
+// options, and nothing else; every entry is one Supervisor accepts (it
+// silently skips one it does not) and the add-on linter's schema too
+// (frenck/action-addon-linter src/config.schema.json: a list of strings
+// matching its pattern, or of {type, read_only, path} mappings).
+func TestManifestMapsSSLReadOnly(t *testing.T) {
+	m, _ := loadManifest(t)
+	entries, ok := m["map"].([]any)
+	if !ok || len(entries) == 0 {
+		t.Fatalf("map: %#v, want a list with ssl (the TLS options read /ssl)", m["map"])
+	}
+	var types []string
+	for i, e := range entries {
+		switch x := e.(type) {
+		case string:
+			g := reVolume.FindStringSubmatch(x)
+			if g == nil {
+				t.Errorf("map[%d] %q does not match Supervisor's RE_VOLUME", i, x)
+				continue
+			}
+			if g[2] == "rw" {
+				t.Errorf("map[%d] %q: the add-on only reads certificates; map it read-only", i, x)
+			}
+			types = append(types, g[1])
+		case map[string]any:
+			typ, _ := x["type"].(string)
+			if !slices.Contains(mapTypes, typ) {
+				t.Errorf("map[%d]: type %v is not one of %v", i, x["type"], mapTypes)
+			}
+			for k, v := range x {
+				switch k {
+				case "type":
+				case "read_only":
+					if v != true {
+						t.Errorf("map[%d]: read_only %v; the add-on only reads certificates (leave the key out: true is the default)", i, v)
+					}
+				case "path":
+					if s, _ := v.(string); !strings.HasPrefix(s, "/") {
+						t.Errorf("map[%d]: path %v, want an absolute path", i, v)
+					}
+				default:
+					t.Errorf("map[%d]: unknown key %s", i, k)
+				}
+			}
+			types = append(types, typ)
+		default:
+			t.Errorf("map[%d]: %#v is neither a string nor a mapping", i, e)
+		}
+	}
+	if !reflect.DeepEqual(types, []string{"ssl"}) {
+		t.Errorf("map types %v, want exactly [ssl]", types)
+	}
+	// The linter's schema (oneOf) wants all strings or all mappings.
+	strs := 0
+	for _, e := range entries {
+		if _, ok := e.(string); ok {
+			strs++
+		}
+	}
+	if strs != 0 && strs != len(entries) {
+		t.Error("map mixes strings and mappings; the add-on linter accepts one form or the other")
+	}
 }

@@ -25,6 +25,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 )
@@ -39,13 +40,19 @@ const maxOptionsSize = 1 << 20
 type kind int
 
 const (
-	kindString kind = iota + 1 // str, url, list(a|b): a JSON string
-	kindSecret                 // password: a JSON string never repeated in errors
-	kindInt                    // int: a JSON integer, written in decimal
-	kindBool                   // bool: true or false
-	kindLocks                  // [{name, uuid, secret}] -> UUID:SECRET[:NAME],...
-	kindCards                  // [{uid, name}] -> UID:NAME,...
+	kindString  kind = iota + 1 // str, url, list(a|b): a JSON string
+	kindSecret                  // password: a JSON string never repeated in errors
+	kindInt                     // int: a JSON integer, written in decimal
+	kindBool                    // bool: true or false
+	kindLocks                   // [{name, uuid, secret}] -> UUID:SECRET[:NAME],...
+	kindCards                   // [{uid, name}] -> UID:NAME,...
+	kindSSLPath                 // str: a file name under /ssl, or an absolute path
 )
+
+// DefaultSSLDir is the add-on's view of Home Assistant's /ssl folder
+// (config.yaml maps it read-only), where HA's own add-ons keep certificates.
+// A relative file name in a TLS option is taken from there.
+const DefaultSSLDir = "/ssl"
 
 // option maps one add-on option to one environment variable of the
 // contract in pkg/config. The manifest (config.yaml) must agree with this
@@ -77,6 +84,9 @@ var options = []option{
 	{key: "mqtt_url", env: "MQTT_URL", kind: kindString, optional: true},
 	{key: "mqtt_username", env: "MQTT_USERNAME", kind: kindString, optional: true},
 	{key: "mqtt_password", env: "MQTT_PASSWORD", kind: kindSecret, optional: true},
+	{key: "mqtt_ca_file", env: "MQTT_CA_FILE", kind: kindSSLPath, optional: true},
+	{key: "mqtt_client_cert", env: "MQTT_CLIENT_CERT", kind: kindSSLPath, optional: true},
+	{key: "mqtt_client_key", env: "MQTT_CLIENT_KEY", kind: kindSSLPath, optional: true},
 	{key: "mqtt_discovery_prefix", env: "MQTT_DISCOVERY_PREFIX", kind: kindString, optional: true},
 	{key: "mqtt_base_topic", env: "MQTT_BASE_TOPIC", kind: kindString, optional: true},
 }
@@ -103,6 +113,12 @@ func OptionFor(env string) (string, bool) {
 // add-on form shows them (and as pkg/config counts SESAME_LOCKS entries),
 // e.g. "options: locks[2].uuid: required". No error contains a value.
 func LoadOptions(path string) (map[string]string, error) {
+	return loadOptions(path, DefaultSSLDir)
+}
+
+// loadOptions is LoadOptions with the folder relative TLS file names are
+// resolved against.
+func loadOptions(path, sslDir string) (map[string]string, error) {
 	raw, err := readOptions(path)
 	if err != nil || raw == nil {
 		return nil, err
@@ -130,7 +146,7 @@ func LoadOptions(path string) (map[string]string, error) {
 		if !present || v == nil {
 			continue
 		}
-		s, encErrs := encode(o, v)
+		s, encErrs := encode(o, v, sslDir)
 		if len(encErrs) > 0 {
 			errs = append(errs, encErrs...)
 			continue
@@ -186,8 +202,16 @@ func jsonError(path string, err error) error {
 }
 
 // encode turns one option's JSON value into its environment value.
-func encode(o option, v any) (string, []error) {
+func encode(o option, v any, sslDir string) (string, []error) {
 	switch o.kind {
+	case kindSSLPath:
+		s, errs := encode(option{key: o.key, kind: kindString}, v, sslDir)
+		if len(errs) > 0 || s == "" || filepath.IsAbs(s) {
+			return s, errs
+		}
+		// ca.crt means /ssl/ca.crt, as HA's own add-ons take certfile
+		// and keyfile; whether the file exists is pkg/config's to say.
+		return filepath.Join(sslDir, s), nil
 	case kindString, kindSecret:
 		s, ok := v.(string)
 		if !ok {

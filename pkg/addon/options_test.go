@@ -71,6 +71,9 @@ const fullOptions = `{
   "mqtt_url": "ssl://broker.example:8883",
   "mqtt_username": "sesame",
   "mqtt_password": "` + testMQTTPass + `",
+  "mqtt_ca_file": "ca.crt",
+  "mqtt_client_cert": " client.crt ",
+  "mqtt_client_key": "client.key",
   "mqtt_discovery_prefix": "ha",
   "mqtt_base_topic": "locks/sesame"
 }`
@@ -94,6 +97,9 @@ var fullVars = map[string]string{
 	"MQTT_URL":              "ssl://broker.example:8883",
 	"MQTT_USERNAME":         "sesame",
 	"MQTT_PASSWORD":         testMQTTPass,
+	"MQTT_CA_FILE":          "/ssl/ca.crt",
+	"MQTT_CLIENT_CERT":      "/ssl/client.crt",
+	"MQTT_CLIENT_KEY":       "/ssl/client.key",
 	"MQTT_DISCOVERY_PREFIX": "ha",
 	"MQTT_BASE_TOPIC":       "locks/sesame",
 }
@@ -317,5 +323,21 @@ func TestLoadOptionsErrorIsFlat(t *testing.T) {
 	}
 	if !reflect.DeepEqual(lines, want) {
 		t.Errorf("got %q\nwant %q", lines, want)
+	}
+}
+
+// TLS file options name a file in /ssl, as HA's own add-ons do, or give an
+// absolute path; empty stays unset.
+func TestSSLPathOptions(t *testing.T) {
+	got, err := loadOptions(writeOptions(t, `{"mqtt_ca_file": "certs/ca.pem", "mqtt_client_cert": "/config/mine.crt", "mqtt_client_key": ""}`), "/ssl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"MQTT_CA_FILE": "/ssl/certs/ca.pem", "MQTT_CLIENT_CERT": "/config/mine.crt"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got %v, want %v", got, want)
+	}
+	if _, err := LoadOptions(writeOptions(t, `{"mqtt_ca_file": 3}`)); err == nil || !strings.Contains(err.Error(), "options: mqtt_ca_file: must be a string") {
+		t.Errorf("a number as a file name: %v", err)
 	}
 }

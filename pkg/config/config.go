@@ -64,6 +64,12 @@ type raw struct {
 	LEDRedPin     string `envconfig:"LED_RED_PIN" desc:"GPIO pin of the red LED, like GPIO22; empty = none"`
 	BuzzerPin     string `envconfig:"BUZZER_PIN" desc:"GPIO pin of an active buzzer; empty = none"`
 	LEDActiveLow  string `envconfig:"LED_ACTIVE_LOW" default:"false" desc:"true when the pins sink current (LED on = pin low)"`
+
+	// --- MQTT over TLS (tls.go) ---
+	MQTTCAFile     string `envconfig:"MQTT_CA_FILE" desc:"PEM file of CA certificates the broker's certificate may chain to, added to the system roots (MQTT only); needs an ssl:// or wss:// MQTT_URL"`
+	MQTTClientCert string `envconfig:"MQTT_CLIENT_CERT" desc:"PEM file of the client certificate for brokers that require one; with MQTT_CLIENT_KEY"`
+	MQTTClientKey  string `envconfig:"MQTT_CLIENT_KEY" desc:"PEM file of the client certificate's private key (unencrypted); with MQTT_CLIENT_CERT"`
+	// --- end MQTT over TLS ---
 }
 
 // host holds the variables that only locate the default STATE_DIR. They
@@ -111,6 +117,8 @@ type Config struct {
 	// without NFC_DEVICE, ...): one line each, naming the variable and
 	// what is missing, for the caller to log. They do not stop the bridge.
 	Warnings []string
+
+	MQTTTLS MQTTTLS // TLS material for the broker; zero: system roots, no client certificate
 }
 
 // Load reads the process environment through envconfig and validates it.
@@ -192,6 +200,11 @@ func (c Config) Redacted() map[string]any {
 			"buzzer":     c.LED.Buzzer,
 			"active_low": c.LED.ActiveLow,
 		},
+		"mqtt_tls": map[string]any{ // paths only; a key file's content is never read into a log
+			"ca_file":     c.MQTTTLS.CAFile,
+			"client_cert": c.MQTTTLS.CertFile,
+			"client_key":  c.MQTTTLS.KeyFile,
+		},
 	}
 }
 
@@ -262,6 +275,8 @@ func validate(r raw, h host) (Config, error) {
 	c.NFC, more = parseNFC(r, c.Locks)
 	errs = append(errs, more...)
 	c.LED, more = parseLED(r)
+	errs = append(errs, more...)
+	c.MQTTTLS, more = parseMQTTTLS(r, c.MQTTURL) // MQTT over TLS (tls.go)
 	errs = append(errs, more...)
 
 	if len(errs) > 0 {

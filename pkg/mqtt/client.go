@@ -5,6 +5,9 @@
 //     forever);
 //   - subscriptions are made after every (re)connect, so they survive a broker
 //     restart even with a clean session;
+//   - the connection is kept up by our own loop (connect.go), not paho's
+//     auto-reconnect: back within a second of a broker restart, then a capped
+//     backoff, every attempt cancellable and logged;
 //   - paho's message handler never blocks: messages are handed to a bounded
 //     queue and OnMessage runs on a goroutine owned by Run;
 //   - the last will (retained, QoS 1) is also published explicitly on a clean
@@ -42,15 +45,13 @@ const (
 	DefaultTimeout    = 5 * time.Second
 	DefaultOutboxSize = 512
 
-	inboxSize            = 256              // messages waiting for OnMessage
-	eventQueueSize       = 16               // connect / connection-lost notifications
-	drainTimeout         = time.Second      // how long shutdown keeps handing queued publishes to paho
-	disconnectQuiesceMS  = 250              // paho Disconnect quiesce, milliseconds
-	keepAlive            = 30 * time.Second // MQTT keep-alive
-	maxReconnectInterval = 30 * time.Second // cap of both our connect backoff and paho's reconnect backoff
-	minConnectBackoff    = time.Second
-	subscribeRetryMin    = 500 * time.Millisecond
-	subscribeRetryMax    = 5 * time.Second
+	inboxSize           = 256              // messages waiting for OnMessage
+	eventQueueSize      = 16               // connect / connection-lost notifications
+	drainTimeout        = time.Second      // how long shutdown keeps handing queued publishes to paho
+	disconnectQuiesceMS = 250              // paho Disconnect quiesce, milliseconds
+	keepAlive           = 30 * time.Second // MQTT keep-alive
+	subscribeRetryMin   = 500 * time.Millisecond
+	subscribeRetryMax   = 5 * time.Second
 )
 
 // ErrNotConnected is returned by PublishWait when there is no open connection
@@ -79,7 +80,13 @@ type Options struct {
 	Password string // never logged
 	ClientID string // "" -> "sesame2mqtt-" + 8 random hex
 
-	WillTopic   string // retained QoS 1 last will; also published on clean shutdown
+	// WillTopic is the retained QoS 1 last will, also published on a clean
+	// shutdown. The client subscribes to it too, and expects OnConnect to
+	// publish the birth ("online") there: when that does not come back
+	// within 5 s, the broker probably denies it (an MQTT 3.1.1 broker drops
+	// a denied publish silently) and Run logs a warning. Messages on it
+	// reach OnMessage only if Subscriptions match it.
+	WillTopic   string
 	WillPayload string // e.g. "offline"
 
 	// Subscriptions are topic filters, subscribed at QoS 1 after every
@@ -101,7 +108,10 @@ type Options struct {
 	Timeout    time.Duration // bound on every token wait; default 5s
 	OutboxSize int           // bound on queued publishes; default 512
 	Logger     *slog.Logger  // nil -> discard
-	TLSConfig  *tls.Config   // optional, for ssl/tls/mqtts/wss
+	// TLSConfig is for ssl/tls/mqtts/wss brokers; nil: the system roots
+	// and the host name of URL. RootCAs, Certificates and ServerName are
+	// honoured; the config is cloned per connection.
+	TLSConfig *tls.Config
 }
 
 // Client is a connection to one MQTT broker. Create it with New, then call Run
@@ -121,10 +131,19 @@ type Client struct {
 
 	// pubMu orders PublishWait and the outbox against shutdown: once closing
 	// is set under the write lock, nothing new reaches paho ahead of the will.
-	pubMu        sync.RWMutex
-	closing      atomic.Bool
-	started      atomic.Bool
-	reconnecting atomic.Bool // paho's auto-reconnect is running (for logging)
+	pubMu   sync.RWMutex
+	closing atomic.Bool
+	started atomic.Bool
+
+	// lost is signalled when an established connection drops; the
+	// connection loop (connect.go) waits on it to reconnect.
+	lost chan struct{}
+	// echo is signalled when the broker sends back a live (not retained)
+	// message on WillTopic: our own birth made the round trip (connect.go).
+	echo chan time.Time
+	// appWantsWill: one of Subscriptions matches WillTopic, so messages on
+	// it also go to OnMessage.
+	appWantsWill bool
 }
 
 type outMsg struct {
@@ -197,6 +216,13 @@ func New(o Options) (*Client, error) {
 		inbox:  make(chan Message, inboxSize),
 		events: make(chan event, eventQueueSize),
 		done:   make(chan struct{}),
+		lost:   make(chan struct{}, 1),
+		echo:   make(chan time.Time, 1),
+	}
+	for _, f := range o.Subscriptions {
+		if o.WillTopic != "" && matchFilter(f, o.WillTopic) {
+			c.appWantsWill = true
+		}
 	}
 
 	po := paho.NewClientOptions().
@@ -209,12 +235,10 @@ func New(o Options) (*Client, error) {
 		// commands for us, and OnConnect re-publishes the current state.
 		SetCleanSession(true).
 		SetResumeSubs(false).
-		// We connect the first time ourselves (see connect), so that the
-		// retry is cancellable and logged. After the first success paho's
-		// auto-reconnect takes over, with its own capped backoff.
+		// Every (re)connect is ours (connect.go): paho's auto-reconnect
+		// waits 1, 2, 4 s and more, and cannot be cancelled.
 		SetConnectRetry(false).
-		SetAutoReconnect(true).
-		SetMaxReconnectInterval(maxReconnectInterval).
+		SetAutoReconnect(false).
 		SetConnectTimeout(o.Timeout).
 		SetWriteTimeout(o.Timeout). // bounds paho's hand-over of a publish/subscribe to its writer
 		SetKeepAlive(keepAlive).
@@ -228,10 +252,9 @@ func New(o Options) (*Client, error) {
 		SetOrderMatters(true).
 		// Subscriptions are made with a nil callback, so every message goes
 		// to this one handler exactly once, even if filters overlap.
-		SetDefaultPublishHandler(c.handleMessage).
+		SetDefaultPublishHandler(c.route).
 		SetOnConnectHandler(func(paho.Client) { c.notify(event{}) }).
-		SetConnectionLostHandler(func(_ paho.Client, err error) { c.notify(event{lost: true, err: err}) }).
-		SetConnectionNotificationHandler(c.connectionNotification)
+		SetConnectionLostHandler(c.connectionLost)
 	if o.WillTopic != "" {
 		po.SetWill(o.WillTopic, o.WillPayload, 1, true)
 	}
@@ -240,7 +263,7 @@ func New(o Options) (*Client, error) {
 	}
 	if usesOwnDialer(u.Scheme) {
 		// TCP and TLS connections acknowledge every read at once (dial.go).
-		po.SetCustomOpenConnectionFn(dialer{tls: o.TLSConfig, timeout: o.Timeout}.open)
+		po.SetCustomOpenConnectionFn(dialer{tls: o.TLSConfig.Clone(), timeout: o.Timeout}.open)
 	}
 	c.pc = paho.NewClient(po)
 	c.isOpen = c.pc.IsConnectionOpen
@@ -313,8 +336,8 @@ func checkPublish(topic string, qos byte) error {
 	return nil
 }
 
-// Run connects to the broker, retrying with a capped backoff until it succeeds
-// or ctx is done (after the first success paho reconnects by itself), serves
+// Run connects to the broker and keeps the connection up until ctx is done
+// (retrying fast at first, then with a capped backoff: see connect.go), serves
 // the outbox, subscriptions and callbacks, and blocks until ctx is done. Then
 // it hands what is still queued to paho (for at most about a second),
 // publishes WillPayload retained at QoS 1 on WillTopic and waits for it
@@ -335,6 +358,7 @@ func (c *Client) Run(ctx context.Context) error {
 	outboxDone := make(chan struct{})
 	acksDone := make(chan struct{})
 	eventsDone := make(chan struct{})
+	connDone := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() { defer close(outboxDone); c.runOutbox(stopOutbox, pending) })
 	wg.Go(func() { defer close(acksDone); c.runAcks(ackCtx, pending) })
@@ -342,7 +366,7 @@ func (c *Client) Run(ctx context.Context) error {
 	wg.Go(func() { c.runInbox(ctx) })
 
 	c.log.Info("mqtt connecting", "broker", c.broker, "client_id", c.opts.ClientID)
-	c.connect(ctx)
+	wg.Go(func() { defer close(connDone); c.keepConnected(ctx) })
 	<-ctx.Done()
 
 	c.log.Info("mqtt shutting down", "broker", c.broker)
@@ -355,6 +379,10 @@ func (c *Client) Run(ctx context.Context) error {
 	// OnConnect may still be publishing "online"; let it finish so that the
 	// will is the last word.
 	waitLogged(c.log, eventsDone, c.opts.Timeout, "mqtt shutdown waiting for OnConnect/OnConnectionLost to return")
+	// No new connection attempt may start after the Disconnect below; the
+	// loop returns as soon as it sees ctx done (an attempt in flight is
+	// left to paho, whose Disconnect waits for it).
+	<-connDone
 
 	c.publishWill()
 	c.pc.Disconnect(disconnectQuiesceMS)
@@ -362,33 +390,6 @@ func (c *Client) Run(ctx context.Context) error {
 	wg.Wait()
 	c.log.Info("mqtt stopped", "broker", c.broker)
 	return nil
-}
-
-// connect makes the first connection, retrying until it succeeds or ctx is
-// done. paho's own ConnectRetry sleeps with time.Sleep at a fixed interval and
-// cannot be cancelled, so the loop is ours.
-func (c *Client) connect(ctx context.Context) {
-	bo := backoff{min: minConnectBackoff, max: maxReconnectInterval}
-	// paho bounds dial plus handshake by ConnectTimeout; allow one Timeout more.
-	bound := 2 * c.opts.Timeout
-	for attempt := 1; ; attempt++ {
-		err := waitCtx(ctx, c.pc.Connect(), bound)
-		if err == nil {
-			return // from here on paho's auto-reconnect keeps the connection up
-		}
-		if ctx.Err() != nil {
-			return
-		}
-		d := bo.delay()
-		level := slog.LevelWarn
-		if isAuthError(err) {
-			level = slog.LevelError // fixable only outside: keep retrying, but say it loudly
-		}
-		c.log.Log(ctx, level, "mqtt connect failed", "broker", c.broker, "attempt", attempt, "retry_in", d.Round(time.Millisecond), "err", err)
-		if !sleep(ctx, d) {
-			return
-		}
-	}
 }
 
 func isAuthError(err error) bool {
@@ -414,101 +415,129 @@ func (c *Client) notify(ev event) {
 	}
 }
 
-// connectionNotification logs failed attempts of paho's auto-reconnect, which
-// are otherwise silent. It runs synchronously in paho's connect path and only
-// logs.
-func (c *Client) connectionNotification(_ paho.Client, n paho.ConnectionNotification) {
-	switch n := n.(type) {
-	case paho.ConnectionNotificationConnecting:
-		c.reconnecting.Store(n.IsReconnect)
-		if n.IsReconnect {
-			c.log.Debug("mqtt reconnecting", "broker", c.broker, "attempt", n.Attempt+1)
-		}
-	case paho.ConnectionNotificationFailed:
-		if c.reconnecting.Load() {
-			level := slog.LevelWarn
-			if isAuthError(n.Reason) {
-				level = slog.LevelError
-			}
-			c.log.Log(context.Background(), level, "mqtt reconnect failed", "broker", c.broker, "err", n.Reason)
-		}
-	case paho.ConnectionNotificationConnected:
-		c.reconnecting.Store(false)
-	}
-}
-
 // runEvents handles connects (subscribe, then OnConnect) and connection
-// losses, in the order paho reported them.
+// losses, in the order paho reported them, and watches for the echo of our
+// own birth after each connect.
 func (c *Client) runEvents(ctx context.Context) {
+	echoTimer := time.NewTimer(echoTimeout)
+	echoTimer.Stop()
+	defer echoTimer.Stop()
+	var (
+		waiting  bool      // an echo is expected
+		since    time.Time // when the subscriptions were acknowledged
+		deadline <-chan time.Time
+	)
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case ev := <-c.events:
 			if ev.lost {
+				waiting, deadline = false, nil
+				echoTimer.Stop()
 				c.log.Warn("mqtt connection lost", "broker", c.broker, "err", ev.err)
 				if c.opts.OnConnectionLost != nil {
 					c.opts.OnConnectionLost(ev.err)
 				}
 				continue
 			}
-			c.onConnected(ctx)
+			var watch bool
+			watch, since = c.onConnected(ctx)
+			if watch {
+				waiting, deadline = true, echoTimer.C
+				echoTimer.Reset(echoTimeout)
+			}
+		case at := <-c.echo:
+			if waiting {
+				waiting, deadline = false, nil
+				echoTimer.Stop()
+				c.log.Debug("mqtt own publish came back: the broker lets us write and read it", "topic", c.opts.WillTopic, "after", at.Sub(since).Round(time.Millisecond))
+			}
+		case <-deadline:
+			waiting, deadline = false, nil
+			if c.isOpen() {
+				c.log.Warn("mqtt own publish did not come back: the broker probably denies this client writing (or reading) it",
+					"topic", c.opts.WillTopic, "waited", echoTimeout,
+					"hint", "a broker drops a denied MQTT 3.1.1 publish without telling the client, so Home Assistant may not see the bridge; "+
+						"check the broker's ACL for this login (README: Broker access) and its log for 'Denied PUBLISH'")
+			}
 		}
 	}
 }
 
 // onConnected subscribes (retrying while the connection stays open) and then
-// calls OnConnect.
-func (c *Client) onConnected(ctx context.Context) {
+// calls OnConnect. watch reports that the echo of the birth on WillTopic is
+// to be expected; since is when the subscriptions were acknowledged.
+func (c *Client) onConnected(ctx context.Context) (watch bool, since time.Time) {
+	// An echo still queued belongs to an earlier connection.
+	select {
+	case <-c.echo:
+	default:
+	}
 	bo := backoff{min: subscribeRetryMin, max: subscribeRetryMax}
+	var refused []string
 	for {
-		err := c.subscribe(ctx)
+		var err error
+		refused, err = c.subscribe(ctx)
 		if err == nil {
 			break
 		}
 		if ctx.Err() != nil {
-			return
+			return false, time.Time{}
 		}
 		if !c.isOpen() {
 			// The next connect event subscribes again.
 			c.log.Warn("mqtt connection lost before subscriptions were acknowledged", "err", err)
-			return
+			return false, time.Time{}
 		}
 		d := bo.delay()
 		c.log.Warn("mqtt subscribe failed; retrying", "err", err, "retry_in", d.Round(time.Millisecond))
 		if !sleep(ctx, d) {
-			return
+			return false, time.Time{}
 		}
 	}
+	since = time.Now()
 	c.log.Info("mqtt connected", "broker", c.broker, "subscriptions", len(c.opts.Subscriptions))
 	if c.opts.OnConnect != nil {
 		c.opts.OnConnect()
 	}
+	watch = c.opts.WillTopic != "" && !contains(refused, c.opts.WillTopic)
+	return watch, since
 }
 
 // subscribe subscribes to all filters at QoS 1 in one SUBSCRIBE and waits for
-// the SUBACK, bounded by Timeout. A filter the broker refuses (return code
-// 0x80, e.g. an ACL) is logged and not retried: retrying cannot help.
-func (c *Client) subscribe(ctx context.Context) error {
-	if len(c.opts.Subscriptions) == 0 {
-		return nil
-	}
-	filters := make(map[string]byte, len(c.opts.Subscriptions))
+// the SUBACK, bounded by Timeout. The will topic is subscribed too, to see
+// our own birth come back. A filter the broker refuses (return code 0x80,
+// e.g. an ACL) is logged and returned, not retried: retrying cannot help.
+func (c *Client) subscribe(ctx context.Context) (refused []string, err error) {
+	filters := make(map[string]byte, len(c.opts.Subscriptions)+1)
 	for _, f := range c.opts.Subscriptions {
 		filters[f] = 1
 	}
+	if c.opts.WillTopic != "" {
+		filters[c.opts.WillTopic] = 1
+	}
+	if len(filters) == 0 {
+		return nil, nil
+	}
+	names := make([]string, 0, len(filters))
+	for f := range filters {
+		names = append(names, f)
+	}
 	tok := c.pc.SubscribeMultiple(filters, nil) // nil: messages go to the default handler
 	if err := waitCtx(ctx, tok, c.opts.Timeout); err != nil {
-		return fmt.Errorf("subscribe %s: %w", strings.Join(c.opts.Subscriptions, ","), err)
+		return nil, fmt.Errorf("subscribe %s: %w", strings.Join(names, ","), err)
 	}
 	if st, ok := tok.(*paho.SubscribeToken); ok {
 		for f, code := range st.Result() {
-			if code == 0x80 {
-				c.log.Error("mqtt broker refused subscription", "filter", f)
+			if code == subackFailure {
+				refused = append(refused, f)
+				c.log.Error("mqtt broker refused subscription", "filter", f,
+					"hint", "the broker's ACL denies this login reading it (README: Broker access)")
 			}
 		}
 	}
-	return nil
+	return refused, nil
 }
 
 // handleMessage is paho's message handler. It runs on paho's router goroutine

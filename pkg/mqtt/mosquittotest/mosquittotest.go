@@ -34,7 +34,23 @@ const (
 
 type config struct {
 	user, pass string
+	users      [][2]string // further accounts: user, password
 	noDelay    bool
+	tls        *TLS
+	acl        string
+	aclSet     bool
+}
+
+// TLS describes a second listener, on its own port (TLSURL), that speaks
+// MQTT over TLS. The plain listener stays, for the test helpers (Publish,
+// Connect, Subscribe). Files are PEM; NewPKI makes them.
+type TLS struct {
+	CAFile   string // cafile: the CA that signs client certificates
+	CertFile string // certfile: the broker's certificate
+	KeyFile  string // keyfile: its key
+	// RequireCertificate sets require_certificate true: the broker refuses
+	// a client without a certificate signed by CAFile.
+	RequireCertificate bool
 }
 
 // Option configures Start.
@@ -45,6 +61,25 @@ type Option func(*config)
 // The broker's own Subscribe and Publish helpers log in with it.
 func WithLogin(user, pass string) Option {
 	return func(c *config) { c.user, c.pass = user, pass }
+}
+
+// WithUser adds an account besides the one of WithLogin (which it needs:
+// without WithLogin the broker is anonymous and ignores passwords).
+func WithUser(user, pass string) Option {
+	return func(c *config) { c.users = append(c.users, [2]string{user, pass}) }
+}
+
+// WithTLS adds a TLS listener (see TLS and Broker.TLSURL).
+func WithTLS(o TLS) Option {
+	return func(c *config) { c.tls = &o }
+}
+
+// WithACL makes the broker enforce acl as its acl_file (Mosquitto's
+// syntax: "user NAME" then "topic read|write|readwrite FILTER" lines).
+// Everything the file does not grant is denied, to the helpers' login too.
+// The broker then logs everything (log_type all), denials included.
+func WithACL(acl string) Option {
+	return func(c *config) { c.acl, c.aclSet = acl, true }
 }
 
 // WithNoDelay sets set_tcp_nodelay, which Mosquitto leaves off by default and
@@ -64,6 +99,9 @@ type Broker struct {
 	logPath string // mosquitto's log_dest file
 	outPath string // its stdout and stderr (start-up errors land here)
 	port    int
+	tlsPort int
+
+	acceptedAt atomicTime // when the last (re)start first accepted a connection
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -92,9 +130,17 @@ func Start(t testing.TB, opts ...Option) *Broker {
 		logPath: filepath.Join(dir, "mosquitto.log"),
 		outPath: filepath.Join(dir, "mosquitto.out"),
 	}
+	if cfg.user == "" && len(cfg.users) > 0 {
+		t.Fatal("mosquittotest: WithUser needs WithLogin (an anonymous broker ignores passwords)")
+	}
 	if cfg.user != "" {
 		if err := b.writePasswords(t); err != nil {
 			t.Fatalf("mosquittotest: %v", err)
+		}
+	}
+	if cfg.aclSet {
+		if err := os.WriteFile(filepath.Join(dir, "acl"), []byte(cfg.acl), 0o600); err != nil {
+			t.Fatalf("mosquittotest: write ACL: %v", err)
 		}
 	}
 	t.Cleanup(b.Kill)
@@ -103,6 +149,11 @@ func Start(t testing.TB, opts ...Option) *Broker {
 	for range startTries {
 		if b.port, err = freePort(); err != nil {
 			t.Fatalf("mosquittotest: %v", err)
+		}
+		if cfg.tls != nil {
+			if b.tlsPort, err = freePort(); err != nil {
+				t.Fatalf("mosquittotest: %v", err)
+			}
 		}
 		if err = b.writeConfig(); err != nil {
 			t.Fatalf("mosquittotest: %v", err)
@@ -158,6 +209,11 @@ func (b *Broker) writePasswords(t testing.TB) error {
 	if err != nil {
 		return fmt.Errorf("mosquitto_passwd: %w: %s", err, out)
 	}
+	for _, u := range b.cfg.users {
+		if out, err := exec.Command(bin, "-b", file, u[0], u[1]).CombinedOutput(); err != nil {
+			return fmt.Errorf("mosquitto_passwd %s: %w: %s", u[0], err, out)
+		}
+	}
 	return nil
 }
 
@@ -181,6 +237,22 @@ func (b *Broker) writeConfig() error {
 	// once so that this costs nothing (see its quickack).
 	if b.cfg.noDelay {
 		sb.WriteString("set_tcp_nodelay true\n")
+	}
+	if b.cfg.aclSet {
+		fmt.Fprintf(&sb, "acl_file %s\n", filepath.Join(b.dir, "acl"))
+		// Denials ("Denied PUBLISH from ...") are logged at debug level.
+		sb.WriteString("log_type all\n")
+	}
+	// Listener options follow their listener line; the ones above are
+	// global (per_listener_settings false), so the ACL and the logins hold
+	// on both listeners.
+	if t := b.cfg.tls; t != nil {
+		fmt.Fprintf(&sb, "listener %d 127.0.0.1\n", b.tlsPort)
+		if t.CAFile != "" {
+			fmt.Fprintf(&sb, "cafile %s\n", t.CAFile)
+		}
+		fmt.Fprintf(&sb, "certfile %s\nkeyfile %s\n", t.CertFile, t.KeyFile)
+		fmt.Fprintf(&sb, "require_certificate %t\n", t.RequireCertificate)
 	}
 	fmt.Fprintf(&sb, "log_dest file %s\n", b.logPath)
 	sb.WriteString("log_timestamp_format %H:%M:%S\n")
@@ -214,9 +286,9 @@ func (b *Broker) start() (exited bool, err error) {
 
 	deadline := time.Now().Add(startTimeout)
 	for {
-		conn, err := net.DialTimeout("tcp", b.Addr(), 250*time.Millisecond)
+		err := b.accepts()
 		if err == nil {
-			_ = conn.Close()
+			b.acceptedAt.Store(time.Now())
 			return false, nil
 		}
 		select {
@@ -229,6 +301,38 @@ func (b *Broker) start() (exited bool, err error) {
 			return false, fmt.Errorf("mosquitto did not accept connections on %s within %s: %w", b.Addr(), startTimeout, err)
 		}
 	}
+}
+
+// accepts reports whether every listener accepts a TCP connection.
+func (b *Broker) accepts() error {
+	addrs := []string{b.Addr()}
+	if b.cfg.tls != nil {
+		addrs = append(addrs, b.TLSAddr())
+	}
+	for _, a := range addrs {
+		conn, err := net.DialTimeout("tcp", a, 250*time.Millisecond)
+		if err != nil {
+			return err
+		}
+		_ = conn.Close()
+	}
+	return nil
+}
+
+// AcceptedAt is when the broker, after its last Start or Restart, first
+// accepted a connection (within the 20 ms the start-up poll waits between
+// tries): the moment a client could have been connected again.
+func (b *Broker) AcceptedAt() time.Time { return b.acceptedAt.Load() }
+
+// TLSURL is the TLS listener's address as ssl://127.0.0.1:PORT (WithTLS).
+func (b *Broker) TLSURL() string { return "ssl://" + b.TLSAddr() }
+
+// TLSAddr is the TLS listener's address as 127.0.0.1:PORT (WithTLS).
+func (b *Broker) TLSAddr() string {
+	if b.cfg.tls == nil {
+		b.t.Fatal("mosquittotest: TLSAddr without WithTLS")
+	}
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(b.tlsPort))
 }
 
 // URL is the broker's address as tcp://127.0.0.1:PORT.
@@ -305,6 +409,16 @@ func (b *Broker) Restart() {
 		b.t.Fatalf("mosquittotest: restart: %v\n%s", err, b.Logs())
 	}
 }
+
+// atomicTime is a time.Time safe for concurrent use.
+type atomicTime struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (a *atomicTime) Store(t time.Time) { a.mu.Lock(); a.t = t; a.mu.Unlock() }
+
+func (a *atomicTime) Load() time.Time { a.mu.Lock(); defer a.mu.Unlock(); return a.t }
 
 func randomID(prefix string) string {
 	var p [6]byte

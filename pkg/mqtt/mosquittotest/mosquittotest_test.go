@@ -1,9 +1,12 @@
 package mosquittotest
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -139,5 +142,89 @@ func TestWaitForTimeoutListsArrivals(t *testing.T) {
 	r.WaitFor(f, "wf/other", func(p string) bool { return p == "nope" }, 50*time.Millisecond)
 	if f.failed == "" {
 		t.Error("WaitFor with a rejecting matcher did not fail")
+	}
+}
+
+func TestTLSListenerAndClientCertificate(t *testing.T) {
+	t.Parallel()
+	pki := NewPKI(t)
+	cert, key := pki.Server("broker", "127.0.0.1", "localhost")
+	b := Start(t, WithTLS(TLS{CAFile: pki.CAFile, CertFile: cert, KeyFile: key, RequireCertificate: true}))
+	if !strings.HasPrefix(b.TLSURL(), "ssl://127.0.0.1:") || b.TLSAddr() == b.Addr() {
+		t.Fatalf("TLSURL %q, Addr %q", b.TLSURL(), b.Addr())
+	}
+	roots := x509.NewCertPool()
+	pemCA, err := os.ReadFile(pki.CAFile)
+	if err != nil || !roots.AppendCertsFromPEM(pemCA) {
+		t.Fatalf("CA file: %v", err)
+	}
+	connect := func(cfg *tls.Config) error {
+		c := paho.NewClient(paho.NewClientOptions().AddBroker(b.TLSURL()).SetClientID(randomID("tls")).
+			SetProtocolVersion(4).SetTLSConfig(cfg).SetConnectTimeout(opTimeout))
+		err := wait(c.Connect(), 2*opTimeout)
+		if err == nil {
+			c.Disconnect(50)
+		}
+		return err
+	}
+	if err := connect(&tls.Config{RootCAs: roots}); err == nil {
+		t.Error("connected without a client certificate to a listener that requires one")
+	}
+	ccert, ckey := pki.Client("client", "bridge")
+	pair, err := tls.LoadX509KeyPair(ccert, ckey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := connect(&tls.Config{RootCAs: roots, Certificates: []tls.Certificate{pair}}); err != nil {
+		t.Errorf("with the CA and a client certificate: %v\n%s", err, b.Logs())
+	}
+	if err := connect(&tls.Config{Certificates: []tls.Certificate{pair}}); err == nil {
+		t.Error("connected without the CA: the broker's certificate was not verified")
+	}
+	// The plain listener stays for the helpers.
+	b.Publish(t, "tls/plain", "ok", false)
+}
+
+func TestACLAndSecondUser(t *testing.T) {
+	t.Parallel()
+	b := Start(t, WithLogin("admin", "admin-pw"), WithUser("limited", "limited-pw"),
+		WithACL("user admin\ntopic readwrite #\n\nuser limited\ntopic readwrite ok/#\n"))
+	rec := b.Subscribe(t, "#")
+	c := paho.NewClient(paho.NewClientOptions().AddBroker(b.URL()).SetClientID(randomID("acl")).
+		SetProtocolVersion(4).SetUsername("limited").SetPassword("limited-pw"))
+	if err := wait(c.Connect(), opTimeout); err != nil {
+		t.Fatalf("limited user: %v", err)
+	}
+	defer c.Disconnect(50)
+	// A denied publish is acknowledged and dropped: nothing tells the client.
+	if err := wait(c.Publish("no/x", 1, false, "denied"), opTimeout); err != nil {
+		t.Fatalf("denied publish: %v", err)
+	}
+	if err := wait(c.Publish("ok/x", 1, false, "allowed"), opTimeout); err != nil {
+		t.Fatal(err)
+	}
+	rec.WaitFor(t, "ok/x", func(p string) bool { return p == "allowed" }, 5*time.Second)
+	for _, m := range rec.Messages() {
+		if m.Topic == "no/x" {
+			t.Errorf("the ACL let a denied publish through: %+v", m)
+		}
+	}
+	// Mosquitto 2.0 acknowledges a subscription its ACL does not allow
+	// (other brokers answer 0x80) and then delivers nothing on it.
+	got := make(chan string, 4)
+	tok := c.SubscribeMultiple(map[string]byte{"no/#": 1, "ok/#": 1}, func(_ paho.Client, m paho.Message) { got <- m.Topic() })
+	if err := wait(tok, opTimeout); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("SUBACK codes %v", tok.(*paho.SubscribeToken).Result())
+	b.Publish(t, "no/y", "secret", false)
+	b.Publish(t, "ok/y", "marker", false)
+	select {
+	case topic := <-got:
+		if topic != "ok/y" {
+			t.Errorf("limited user received %s, which its ACL does not allow", topic)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("limited user received nothing on ok/#")
 	}
 }
