@@ -12,7 +12,8 @@
 //     properly;
 //   - Publish never blocks the caller and never waits for a PUBACK in the
 //     caller's path (Mosquitto without TCP_NODELAY adds ~40 ms to every
-//     waited QoS 1 publish);
+//     waited QoS 1 publish); Deliver waits, bounded, for room in the outbox
+//     instead of dropping, and reports whether the broker acknowledged;
 //   - queues are bounded and every goroutine Run starts stops with its context.
 package mqtt
 
@@ -129,12 +130,21 @@ type outMsg struct {
 	qos      byte
 	retained bool
 	payload  []byte
+	done     func(delivered bool) // Deliver's receipt; nil for Publish
+}
+
+// report calls the receipt, if any.
+func (m outMsg) report(delivered bool) {
+	if m.done != nil {
+		m.done(delivered)
+	}
 }
 
 type inflight struct {
 	topic    string
 	tok      paho.Token
 	deadline time.Time
+	done     func(delivered bool)
 }
 
 // event is a connection state change reported by paho's callbacks.
@@ -294,6 +304,57 @@ func (c *Client) PublishWait(ctx context.Context, topic string, qos byte, retain
 		return fmt.Errorf("mqtt publish %q: %w", topic, err)
 	}
 	return nil
+}
+
+// Deliver is Publish with flow control and a receipt. When the outbox is
+// full it waits for room, at most Timeout and no longer than ctx, instead of
+// dropping the message (it never waits for a PUBACK). done, when not nil, is
+// called exactly once: delivered is true when the broker acknowledged the
+// message (QoS 1/2) or paho wrote it (QoS 0), false when it was dropped (not
+// connected, shutting down, no room in time, invalid) or not acknowledged
+// within Timeout of its hand-over to paho (a connection lost meanwhile). It
+// runs on the caller's goroutine for a message dropped at once, else on a
+// goroutine owned by Run, and must not block. A false receipt does not prove
+// the broker lacks the message: a PUBACK lost with the connection looks the
+// same.
+func (c *Client) Deliver(ctx context.Context, topic string, qos byte, retained bool, payload []byte, done func(delivered bool)) {
+	m := outMsg{topic: topic, qos: qos, retained: retained, done: done}
+	if err := checkPublish(topic, qos); err != nil {
+		c.log.Warn("mqtt publish dropped: invalid", "topic", topic, "err", err)
+		m.report(false)
+		return
+	}
+	m.payload = bytes.Clone(payload)
+	c.pubMu.RLock()
+	defer c.pubMu.RUnlock()
+	switch {
+	case c.closing.Load():
+		c.log.Warn("mqtt publish dropped: shutting down", "topic", topic)
+		m.report(false)
+		return
+	case !c.isOpen():
+		c.log.Debug("mqtt publish dropped: not connected", "topic", topic)
+		m.report(false)
+		return
+	}
+	select {
+	case c.outbox <- m:
+		return
+	default:
+	}
+	// Shutdown takes pubMu's write lock and so waits for this, at most
+	// Timeout; the outbox keeps draining meanwhile.
+	t := time.NewTimer(c.opts.Timeout)
+	defer t.Stop()
+	select {
+	case c.outbox <- m:
+	case <-t.C:
+		c.log.Warn("mqtt publish dropped: outbox full", "topic", topic, "outbox_size", cap(c.outbox), "waited", c.opts.Timeout)
+		m.report(false)
+	case <-ctx.Done():
+		c.log.Warn("mqtt publish dropped: outbox full", "topic", topic, "outbox_size", cap(c.outbox), "err", ctx.Err())
+		m.report(false)
+	}
 }
 
 func checkPublish(topic string, qos byte) error {
@@ -558,9 +619,10 @@ func (c *Client) drain(pending chan<- inflight) {
 		select {
 		case m := <-c.outbox:
 			if time.Now().After(deadline) {
+				m.report(false)
 				dropped := 1
 				for len(c.outbox) > 0 {
-					<-c.outbox
+					(<-c.outbox).report(false)
 					dropped++
 				}
 				c.log.Warn("mqtt publishes dropped at shutdown: drain took too long", "dropped", dropped)
@@ -579,12 +641,13 @@ func (c *Client) send(m outMsg, pending chan<- inflight) {
 	// reconnect: stale state we do not want, since OnConnect re-publishes.
 	if !c.isOpen() {
 		c.log.Debug("mqtt publish dropped: not connected", "topic", m.topic)
+		m.report(false)
 		return
 	}
 	// paho's Publish blocks at most WriteTimeout (= Timeout) handing the
 	// packet to its writer; it does not wait for the PUBACK.
 	tok := c.pc.Publish(m.topic, m.qos, m.retained, m.payload)
-	pending <- inflight{topic: m.topic, tok: tok, deadline: time.Now().Add(c.opts.Timeout)}
+	pending <- inflight{topic: m.topic, tok: tok, deadline: time.Now().Add(c.opts.Timeout), done: m.done}
 }
 
 // runAcks checks publish tokens in the order they were issued and logs
@@ -593,6 +656,9 @@ func (c *Client) send(m outMsg, pending chan<- inflight) {
 func (c *Client) runAcks(ctx context.Context, pending <-chan inflight) {
 	for p := range pending {
 		err := waitCtx(ctx, p.tok, time.Until(p.deadline))
+		if p.done != nil {
+			p.done(err == nil)
+		}
 		switch {
 		case err == nil:
 		case ctx.Err() != nil:
