@@ -26,15 +26,38 @@ type published struct {
 	At       time.Time
 }
 
+// recorder is the MQTT client: while down, nothing is published and
+// Deliver reports it.
 type recorder struct {
-	mu  sync.Mutex
-	msg []published
+	mu   sync.Mutex
+	msg  []published
+	down bool
 }
 
 func (r *recorder) Publish(topic string, _ byte, retained bool, payload []byte) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.msg = append(r.msg, published{topic, retained, string(payload), time.Now()})
+	if !r.down {
+		r.msg = append(r.msg, published{topic, retained, string(payload), time.Now()})
+	}
+}
+
+func (r *recorder) Deliver(_ context.Context, topic string, _ byte, retained bool, payload []byte, done func(bool)) {
+	r.mu.Lock()
+	ok := !r.down
+	if ok {
+		r.msg = append(r.msg, published{topic, retained, string(payload), time.Now()})
+	}
+	r.mu.Unlock()
+	if done != nil {
+		done(ok)
+	}
+}
+
+func (r *recorder) setDown(down bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.down = down
 }
 
 func (r *recorder) on(topic string) []published {
@@ -559,6 +582,7 @@ func TestAnnounceAndStaleDiscovery(t *testing.T) {
 		// HA's birth (not retained) publishes discovery again; a retained copy does not.
 		h.b.HandleMessage(mqtt.Message{Topic: "homeassistant/status", Payload: []byte("online"), Retained: true})
 		h.b.HandleMessage(mqtt.Message{Topic: "homeassistant/status", Payload: []byte("online")})
+		synctest.Wait() // announced by the bridge's own goroutine
 		if n := len(h.pub.on(cfg)); n != 2 {
 			t.Errorf("%d discovery messages after HA birth, want 2", n)
 		}

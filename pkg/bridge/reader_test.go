@@ -340,6 +340,7 @@ func TestStandingConditions(t *testing.T) {
 		c.mu.Lock()
 		c.statusErr = nil
 		c.mu.Unlock()
+		time.Sleep(DefaultTiming.RefreshEvery) // a second press within it would be coalesced
 		h.send("refresh", "PRESS")
 		synctest.Wait()
 		want := []string{PatternReady, "+" + ConditionReaderGone, "-" + ConditionReaderGone, "+" + ConditionJammed, "+" + ConditionOffline, "-" + ConditionOffline, "-" + ConditionJammed}

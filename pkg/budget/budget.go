@@ -20,10 +20,11 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/sesame2mqtt/sesame2mqtt/pkg/statefile"
 )
 
 const (
@@ -323,36 +324,9 @@ func (m *Meter) Flush() error {
 	if err != nil {
 		return fmt.Errorf("budget: encode count: %w", err)
 	}
-	if err := writeAtomic(m.path, append(b, '\n')); err != nil {
+	if err := statefile.Write(m.path, append(b, '\n')); err != nil {
 		return fmt.Errorf("budget: save %s: %w", m.path, err)
 	}
 	m.writes.Add(1)
 	return nil
-}
-
-func writeAtomic(path string, data []byte) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			_ = f.Close()
-			_ = os.Remove(tmp)
-		}
-	}()
-	if err = f.Chmod(0o600); err != nil {
-		return err
-	}
-	if _, err = f.Write(data); err != nil {
-		return err
-	}
-	if err = f.Sync(); err != nil {
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }
