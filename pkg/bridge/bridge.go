@@ -174,22 +174,22 @@ func New(o Options) (*Bridge, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	b := &Bridge{
-		topics:    o.Topics,
-		discovery: hass.Discovery{Topics: o.Topics, Version: o.Version},
-		cloud:     o.Cloud,
-		pub:       o.Publisher,
-		budget:    o.Budget,
-		log:       log,
-		warn:      logthrottle.New(log, logthrottle.DefaultBurst, logthrottle.DefaultWindow),
-		timing:    o.Timing.withDefaults(),
+		topics:     o.Topics,
+		discovery:  hass.Discovery{Topics: o.Topics, Version: o.Version},
+		cloud:      o.Cloud,
+		pub:        o.Publisher,
+		budget:     o.Budget,
+		log:        log,
+		warn:       logthrottle.New(log, logthrottle.DefaultBurst, logthrottle.DefaultWindow),
+		timing:     o.Timing.withDefaults(),
 		stateFile:  o.StateFile,
 		stateDirty: make(chan struct{}, 1),
 		announceCh: make(chan struct{}, 1),
-		byID:      make(map[string]*worker, len(o.Locks)),
-		known:     make(map[string]bool, len(o.Locks)),
-		reader:    o.Reader,
-		feedback:  o.Feedback,
-		rs:        readerState{jammed: map[string]bool{}},
+		byID:       make(map[string]*worker, len(o.Locks)),
+		known:      make(map[string]bool, len(o.Locks)),
+		reader:     o.Reader,
+		feedback:   o.Feedback,
+		rs:         readerState{jammed: map[string]bool{}},
 	}
 	if o.Feedback != nil {
 		b.feedbackNames = o.FeedbackNames
