@@ -143,6 +143,7 @@ type Bridge struct {
 	stateFile  string
 	stateDirty chan struct{} // the state file needs a write
 	announceCh chan struct{} // Home Assistant asked for discovery again
+	janitor    *janitor      // clears retained junk
 
 	workers []*worker
 	byID    map[string]*worker
@@ -185,6 +186,7 @@ func New(o Options) (*Bridge, error) {
 		stateFile:  o.StateFile,
 		stateDirty: make(chan struct{}, 1),
 		announceCh: make(chan struct{}, 1),
+		janitor:    newJanitor(),
 		byID:       make(map[string]*worker, len(o.Locks)),
 		known:      make(map[string]bool, len(o.Locks)),
 		reader:     o.Reader,
@@ -293,17 +295,17 @@ func (b *Bridge) HandleMessage(m mqtt.Message) {
 		// also under a lock that is not configured (it is junk there).
 		b.warn.Warn("retained command", "ignoring retained command and clearing it from the broker; commands must not be retained",
 			"topic", logTopic(m.Topic), "configured", b.byID[id] != nil)
-		b.send(m.Topic, true, nil)
+		b.clearRetained(m.Topic)
+		return
+	}
+	if len(m.Payload) == 0 {
+		// What clearing a retained command sends to live subscribers (us too).
+		b.log.Debug("ignoring empty payload", "topic", logTopic(m.Topic))
 		return
 	}
 	w := b.byID[id]
 	if w == nil {
 		b.warn.Warn("unknown lock", "ignoring command for a lock that is not configured", "topic", logTopic(m.Topic))
-		return
-	}
-	if len(m.Payload) == 0 {
-		// What clearing a retained command sends to live subscribers.
-		w.log.Debug("ignoring empty payload", "topic", logTopic(m.Topic))
 		return
 	}
 	if m.Duplicate {
@@ -336,8 +338,8 @@ func (b *Bridge) clearStale(m mqtt.Message) {
 	if devID == b.discovery.ReaderDeviceID() {
 		if !b.hasReaderDevice() && hass.OwnedBy(m.Payload, b.topics.Availability()) {
 			b.log.Info("removing the reader device from Home Assistant: no reader or LEDs configured any more", "device", devID)
-			b.send(m.Topic, true, nil)
-			b.send(b.topics.ReaderStatus(), true, nil)
+			b.clearRetained(m.Topic)
+			b.clearRetained(b.topics.ReaderStatus())
 		}
 		return
 	}
@@ -346,9 +348,9 @@ func (b *Bridge) clearStale(m mqtt.Message) {
 		return
 	}
 	b.warn.Info("stale lock", "removing a lock that is no longer configured from Home Assistant", "device", devID)
-	b.send(m.Topic, true, nil)
-	b.send(b.topics.LockState(lockID), true, nil)
-	b.send(b.topics.LockStatus(lockID), true, nil)
+	b.clearRetained(m.Topic)
+	b.clearRetained(b.topics.LockState(lockID))
+	b.clearRetained(b.topics.LockStatus(lockID))
 }
 
 // logTopic cuts a topic from outside to a length fit for a log line.
@@ -373,6 +375,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 	g.Go(func() error { b.warn.Run(gctx); return nil })
 	g.Go(func() error { b.announcer(gctx); return nil })
 	g.Go(func() error { b.persist(gctx); return nil })
+	g.Go(func() error { b.runJanitor(gctx); return nil })
 	err := g.Wait()
 	b.saveState()
 	return err

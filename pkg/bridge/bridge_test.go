@@ -254,6 +254,13 @@ func (h *harness) results(t *testing.T) []hass.Result {
 	return out
 }
 
+// clearQueued does the janitor's work for a bridge whose Run is not running.
+func clearQueued(b *Bridge) {
+	for _, t := range b.janitor.take() {
+		b.send(t, true, nil)
+	}
+}
+
 func equal(a, b []string) bool { return strings.Join(a, "|") == strings.Join(b, "|") }
 
 func TestUnlockConfirmed(t *testing.T) {
@@ -594,6 +601,7 @@ func TestAnnounceAndStaleDiscovery(t *testing.T) {
 		other := hass.Discovery{Topics: hass.Topics{Base: "elsewhere", Prefix: "homeassistant"}}.LockConfig(hass.Lock{ID: "x", Name: "x"})
 		h.b.HandleMessage(mqtt.Message{Topic: h.topics.DeviceConfig("sesame_x"), Payload: hass.Marshal(other), Retained: true})
 		h.b.HandleMessage(mqtt.Message{Topic: cfg, Payload: []byte(`{}`), Retained: true})
+		synctest.Wait() // cleared by the bridge's own goroutine
 		if got := h.pub.on(h.topics.DeviceConfig("sesame_gone")); len(got) != 1 || got[0].Payload != "" || !got[0].Retained {
 			t.Errorf("stale lock not cleared: %+v", got)
 		}

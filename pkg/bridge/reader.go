@@ -271,7 +271,7 @@ func (b *Bridge) handleFeedback(m mqtt.Message) {
 	switch {
 	case m.Retained && len(m.Payload) > 0:
 		b.warn.Warn("retained feedback", "ignoring retained feedback command and clearing it from the broker", "topic", m.Topic)
-		b.send(m.Topic, true, nil)
+		b.clearRetained(m.Topic)
 		return
 	case len(m.Payload) == 0, m.Duplicate:
 		return

@@ -33,6 +33,8 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/eclipse/paho.mqtt.golang/packets"
+
+	"github.com/sesame2mqtt/sesame2mqtt/pkg/logthrottle"
 )
 
 // Defaults and fixed bounds.
@@ -40,12 +42,13 @@ const (
 	DefaultTimeout    = 5 * time.Second
 	DefaultOutboxSize = 512
 
-	inboxSize            = 256              // messages waiting for OnMessage
-	eventQueueSize       = 16               // connect / connection-lost notifications
-	drainTimeout         = time.Second      // how long shutdown keeps handing queued publishes to paho
-	disconnectQuiesceMS  = 250              // paho Disconnect quiesce, milliseconds
-	keepAlive            = 30 * time.Second // MQTT keep-alive
-	maxReconnectInterval = 30 * time.Second // cap of both our connect backoff and paho's reconnect backoff
+	inboxSize            = 256                    // messages waiting for OnMessage
+	inboxWait            = 250 * time.Millisecond // how long a full inbox holds paho's router before a message is dropped
+	eventQueueSize       = 16                     // connect / connection-lost notifications
+	drainTimeout         = time.Second            // how long shutdown keeps handing queued publishes to paho
+	disconnectQuiesceMS  = 250                    // paho Disconnect quiesce, milliseconds
+	keepAlive            = 30 * time.Second       // MQTT keep-alive
+	maxReconnectInterval = 30 * time.Second       // cap of both our connect backoff and paho's reconnect backoff
 	minConnectBackoff    = time.Second
 	subscribeRetryMin    = 500 * time.Millisecond
 	subscribeRetryMax    = 5 * time.Second
@@ -86,7 +89,8 @@ type Options struct {
 	// OnMessage is called for every message on those filters, one at a time
 	// and in arrival order, on a goroutine owned by Run. It should return
 	// quickly: while it runs, further messages wait in a bounded queue and are
-	// dropped (with a log line) when that queue is full.
+	// dropped (with a rate-limited log line) when that queue stays full for
+	// a quarter of a second.
 	OnMessage func(Message)
 	// OnConnect is called after each successful (re)connect, once the
 	// subscriptions are acknowledged, on a goroutine owned by Run. Run waits
@@ -109,6 +113,7 @@ type Client struct {
 	opts   Options
 	broker string // URL with any password redacted, for logs
 	log    *slog.Logger
+	warn   *logthrottle.Limiter // for drops a flood of messages can cause
 	pc     paho.Client
 	isOpen func() bool // reports an open connection; pc.IsConnectionOpen except in tests
 
@@ -200,6 +205,7 @@ func New(o Options) (*Client, error) {
 		opts:   o,
 		broker: u.Redacted(),
 		log:    o.Logger,
+		warn:   logthrottle.New(o.Logger, logthrottle.DefaultBurst, logthrottle.DefaultWindow),
 		outbox: make(chan outMsg, o.OutboxSize),
 		inbox:  make(chan Message, inboxSize),
 		events: make(chan event, eventQueueSize),
@@ -394,6 +400,7 @@ func (c *Client) Run(ctx context.Context) error {
 	wg.Go(func() { defer close(acksDone); c.runAcks(ackCtx, pending) })
 	wg.Go(func() { defer close(eventsDone); c.runEvents(ctx) })
 	wg.Go(func() { c.runInbox(ctx) })
+	wg.Go(func() { c.warn.Run(ctx) })
 
 	c.log.Info("mqtt connecting", "broker", c.broker, "client_id", c.opts.ClientID)
 	c.connect(ctx)
@@ -566,7 +573,10 @@ func (c *Client) subscribe(ctx context.Context) error {
 }
 
 // handleMessage is paho's message handler. It runs on paho's router goroutine
-// and must never block: it only enqueues.
+// and only enqueues. When the queue is full (a burst: the retained messages
+// a broker sends at subscribe time, a flood) it waits at most inboxWait for
+// room, which slows the broker down instead of dropping, and then drops with
+// a rate-limited log line.
 func (c *Client) handleMessage(_ paho.Client, m paho.Message) {
 	msg := Message{
 		Topic:     m.Topic(),
@@ -578,8 +588,16 @@ func (c *Client) handleMessage(_ paho.Client, m paho.Message) {
 	}
 	select {
 	case c.inbox <- msg:
+		return
 	default:
-		c.log.Warn("mqtt message dropped: handler queue full", "topic", msg.Topic, "queue_size", cap(c.inbox))
+	}
+	t := time.NewTimer(inboxWait)
+	defer t.Stop()
+	select {
+	case c.inbox <- msg:
+	case <-t.C:
+		c.warn.Warn("inbox full", "mqtt message dropped: handler queue full", "topic", msg.Topic, "queue_size", cap(c.inbox), "waited", inboxWait)
+	case <-c.done:
 	}
 }
 
