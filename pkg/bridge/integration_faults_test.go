@@ -299,7 +299,8 @@ func TestFaultGarbageFlood(t *testing.T) {
 }
 
 // TestFaultManyLocks (issue I.6): with 500 locks, every lock's discovery,
-// state and status reach the broker at start-up.
+// state and status reach the broker at start-up, through an outbox of 64
+// (about 1,500 retained messages: flow control, not a bigger number).
 func TestFaultManyLocks(t *testing.T) {
 	const n = 500
 	var locks []bridge.Lock
@@ -315,11 +316,12 @@ func TestFaultManyLocks(t *testing.T) {
 	t.Cleanup(fake.Close)
 	broker := mosquittotest.Start(t)
 	states := broker.Subscribe(t, topics.Base+"/+/state")
+	configs := broker.Subscribe(t, topics.Prefix+"/device/+/config")
 	timing := fastTiming
 	timing.StatusTimeout = 20 * time.Second
 	dir := t.TempDir()
 	start := time.Now()
-	st := startStackWith(t, broker, fake, dir, stackOptions{locks: locks, quiet: true, timing: &timing, requestTimeout: 15 * time.Second})
+	st := startStackWith(t, broker, fake, dir, stackOptions{locks: locks, quiet: true, timing: &timing, requestTimeout: 15 * time.Second, outbox: 64})
 	locked := func(rec *mosquittotest.Recorder) int {
 		seen := map[string]bool{}
 		for _, m := range rec.Messages() {
@@ -329,15 +331,25 @@ func TestFaultManyLocks(t *testing.T) {
 		}
 		return len(seen)
 	}
+	discovered := func() int {
+		seen := map[string]bool{}
+		for _, m := range configs.Messages() {
+			if m.Payload != "" {
+				seen[m.Topic] = true
+			}
+		}
+		return len(seen)
+	}
 	deadline := time.Now().Add(60 * time.Second)
-	for locked(states) < n {
+	for locked(states) < n || discovered() < n+1 {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d locks showed a state within 60 s", locked(states), n)
+			t.Fatalf("within 60 s: %d of %d locks showed a state, %d of %d discovery documents arrived", locked(states), n, discovered(), n+1)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	elapsed := time.Since(start)
-	t.Logf("start-up with %d locks: every state on the broker after %s (%d status reads)", n, elapsed.Round(time.Millisecond), reads(fake))
+	t.Logf("start-up with %d locks: every discovery document and state on the broker after %s (%d status reads)", n, elapsed.Round(time.Millisecond), reads(fake))
+	time.Sleep(time.Second) // statuses and republished states may still be on their way
 
 	// What HA finds retained: all of it (late subscribers, 500 at a time:
 	// Mosquitto queues at most 1,000 messages per subscriber).
@@ -353,6 +365,7 @@ func TestFaultManyLocks(t *testing.T) {
 		}
 		if got := retainedTopics(late); got != want {
 			t.Errorf("%s: %d topics with a retained message, want %d", filter, got, want)
+			t.Logf("%s", byMessage(st.logs.String()))
 		}
 	}
 	if strings.Contains(st.logs.String(), "outbox full") {
@@ -364,7 +377,7 @@ func TestFaultManyLocks(t *testing.T) {
 	before := reads(fake)
 	states2 := broker.Subscribe(t, topics.Base+"/+/state")
 	start = time.Now()
-	startStackWith(t, broker, fake, dir, stackOptions{locks: locks, quiet: true, timing: &timing, requestTimeout: 15 * time.Second})
+	startStackWith(t, broker, fake, dir, stackOptions{locks: locks, timing: &timing, requestTimeout: 15 * time.Second, outbox: 64})
 	deadline = time.Now().Add(60 * time.Second)
 	for locked(states2) < 2*n { // the retained copy at subscribe, then the restored one
 		if n2 := countAfter(states2, start); n2 >= n {

@@ -65,6 +65,7 @@ type stackOptions struct {
 	timing *bridge.Timing
 	// requestTimeout bounds one HTTP attempt; default 1 s.
 	requestTimeout time.Duration
+	outbox         int // the MQTT client's outbox; default its own
 }
 
 func startStackWith(t testing.TB, broker *mosquittotest.Broker, fake *sesametest.Server, stateDir string, so stackOptions) *stack {
@@ -113,6 +114,7 @@ func startStackURL(t testing.TB, brokerURL string, fake *sesametest.Server, stat
 		OnMessage:     func(m mqtt.Message) { br.HandleMessage(m) },
 		OnConnect:     func() { br.OnConnect() },
 		Timeout:       2 * time.Second,
+		OutboxSize:    so.outbox,
 		Logger:        log,
 	})
 	if err != nil {

@@ -118,6 +118,7 @@ type Client struct {
 	isOpen func() bool // reports an open connection; pc.IsConnectionOpen except in tests
 
 	outbox chan outMsg
+	room   chan struct{} // a slot in the outbox came free (for Deliver)
 	inbox  chan Message
 	events chan event
 	done   chan struct{} // closed when Run returns
@@ -207,6 +208,7 @@ func New(o Options) (*Client, error) {
 		log:    o.Logger,
 		warn:   logthrottle.New(o.Logger, logthrottle.DefaultBurst, logthrottle.DefaultWindow),
 		outbox: make(chan outMsg, o.OutboxSize),
+		room:   make(chan struct{}, 1),
 		inbox:  make(chan Message, inboxSize),
 		events: make(chan event, eventQueueSize),
 		done:   make(chan struct{}),
@@ -331,35 +333,46 @@ func (c *Client) Deliver(ctx context.Context, topic string, qos byte, retained b
 		return
 	}
 	m.payload = bytes.Clone(payload)
-	c.pubMu.RLock()
-	defer c.pubMu.RUnlock()
-	switch {
-	case c.closing.Load():
-		c.log.Warn("mqtt publish dropped: shutting down", "topic", topic)
-		m.report(false)
-		return
-	case !c.isOpen():
-		c.log.Debug("mqtt publish dropped: not connected", "topic", topic)
-		m.report(false)
-		return
-	}
-	select {
-	case c.outbox <- m:
-		return
-	default:
-	}
-	// Shutdown takes pubMu's write lock and so waits for this, at most
-	// Timeout; the outbox keeps draining meanwhile.
-	t := time.NewTimer(c.opts.Timeout)
-	defer t.Stop()
-	select {
-	case c.outbox <- m:
-	case <-t.C:
-		c.log.Warn("mqtt publish dropped: outbox full", "topic", topic, "outbox_size", cap(c.outbox), "waited", c.opts.Timeout)
-		m.report(false)
-	case <-ctx.Done():
-		c.log.Warn("mqtt publish dropped: outbox full", "topic", topic, "outbox_size", cap(c.outbox), "err", ctx.Err())
-		m.report(false)
+	var t *time.Timer
+	for {
+		// The lock is held only to enqueue, never while waiting, so that
+		// shutdown (which takes it to stop publishes ahead of the will) and
+		// Publish never wait behind a full outbox.
+		c.pubMu.RLock()
+		switch {
+		case c.closing.Load():
+			c.pubMu.RUnlock()
+			c.log.Warn("mqtt publish dropped: shutting down", "topic", topic)
+			m.report(false)
+			return
+		case !c.isOpen():
+			c.pubMu.RUnlock()
+			c.log.Debug("mqtt publish dropped: not connected", "topic", topic)
+			m.report(false)
+			return
+		}
+		select {
+		case c.outbox <- m:
+			c.pubMu.RUnlock()
+			return
+		default:
+		}
+		c.pubMu.RUnlock()
+		if t == nil {
+			t = time.NewTimer(c.opts.Timeout)
+			defer t.Stop()
+		}
+		select {
+		case <-c.room:
+		case <-t.C:
+			c.log.Warn("mqtt publish dropped: outbox full", "topic", topic, "outbox_size", cap(c.outbox), "waited", c.opts.Timeout)
+			m.report(false)
+			return
+		case <-ctx.Done():
+			c.log.Warn("mqtt publish dropped: outbox full", "topic", topic, "outbox_size", cap(c.outbox), "err", ctx.Err())
+			m.report(false)
+			return
+		}
 	}
 }
 
@@ -623,6 +636,10 @@ func (c *Client) runOutbox(stop <-chan struct{}, pending chan<- inflight) {
 	for {
 		select {
 		case m := <-c.outbox:
+			select {
+			case c.room <- struct{}{}:
+			default:
+			}
 			c.send(m, pending)
 		case <-stop:
 			c.drain(pending)
