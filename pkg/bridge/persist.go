@@ -59,6 +59,9 @@ func (b *Bridge) loadState() {
 			w.log.Warn("lock state file: bad entry, ignoring it", "path", b.stateFile, "err", err)
 			continue
 		}
+		if s.State == hass.Jammed {
+			b.setJammed(id, true) // the door's LEDs show it too, until the lock is read
+		}
 		restored++
 	}
 	b.log.Info("lock states restored from the state file", "path", b.stateFile, "locks", restored)

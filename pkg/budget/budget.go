@@ -8,8 +8,10 @@
 // a restart does not forget what was already spent.
 //
 // Background reads get what is left after a reserve, spread evenly over
-// the rest of the month (see PollInterval); commands are never refused
-// here, they are only counted.
+// the rest of the month (see PollInterval); reads asked for from Home
+// Assistant (the Refresh button) come out of the same allowance and are
+// refused by the bridge once PollInterval reports it spent. Commands are
+// never refused here, they are only counted.
 package budget
 
 import (
