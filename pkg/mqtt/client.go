@@ -5,8 +5,9 @@
 //     forever);
 //   - subscriptions are made after every (re)connect, so they survive a broker
 //     restart even with a clean session;
-//   - paho's message handler never blocks: messages are handed to a bounded
-//     queue and OnMessage runs on a goroutine owned by Run;
+//   - paho's message handler only enqueues: messages are handed to a bounded
+//     queue (waiting at most a quarter of a second for room in a burst) and
+//     OnMessage runs on a goroutine owned by Run;
 //   - the last will (retained, QoS 1) is also published explicitly on a clean
 //     shutdown, because a broker discards the will when a client disconnects
 //     properly;
