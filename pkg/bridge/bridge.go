@@ -394,15 +394,17 @@ func (b *Bridge) announcer(ctx context.Context) {
 }
 
 // poll reads the locks at start that were not read within one round of the
-// schedule (all of them without a state file), then one lock at a time (the
-// one read longest ago) at the interval the budget allows.
+// schedule (all of them without a state file) or whose state is not known to
+// be locked or unlocked (a command cut short by the last shutdown, a jam),
+// then one lock at a time (the one read longest ago) at the interval the
+// budget allows.
 func (b *Bridge) poll(ctx context.Context) {
 	if d, ok := b.budget.PollInterval(); ok {
 		round := d * time.Duration(len(b.workers))
 		now := time.Now()
 		for _, w := range b.workers {
 			last := w.lastRead.Load()
-			if last == 0 || now.Sub(time.Unix(0, last)) >= round {
+			if last == 0 || now.Sub(time.Unix(0, last)) >= round || !w.settled() {
 				w.requestRead(readBackground)
 			} else {
 				w.log.Debug("not reading at start: read recently (state file)", "read_at", time.Unix(0, last).UTC().Format(time.RFC3339))

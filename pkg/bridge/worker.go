@@ -565,6 +565,13 @@ func (w *worker) refresh(now time.Time) {
 	w.requestRead(readRefresh)
 }
 
+// settled reports whether the state shown is locked or unlocked.
+func (w *worker) settled() bool {
+	w.pubMu.Lock()
+	defer w.pubMu.Unlock()
+	return w.state == hass.Locked || w.state == hass.Unlocked
+}
+
 // saved is the lock's entry for the state file: the last status read and
 // the state shown, with LOCKING/UNLOCKING saved as unknown (a command in
 // flight when the bridge stops has no known outcome).
