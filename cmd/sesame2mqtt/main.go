@@ -267,6 +267,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		Budget:    meter,
 		Logger:    log.With("component", "bridge"),
 		Reader:    readerOpts,
+		StateFile: filepath.Join(cfg.StateDir, "locks.json"),
 	}
 	if lights != nil {
 		bo.Feedback, bo.FeedbackNames = lights, indicator.Names()
@@ -297,8 +298,9 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		"base_topic", cfg.BaseTopic, "requests_this_month", u.Used, "budget", u.Budget)
 
 	// Shutdown order: the bridge's loops stop first and queue their last
-	// words (an interrupted command puts the confirmed state back); then the
-	// MQTT client drains its outbox, publishes "offline" and disconnects.
+	// words (an interrupted command publishes its outcome as unknown) and
+	// write the lock state file; then the MQTT client drains its outbox,
+	// publishes "offline" and disconnects.
 	br.MQTTConnected(false) // the LEDs show offline until the first connect
 	g, gctx := errgroup.WithContext(ctx)
 	mqttCtx, stopMQTT := context.WithCancel(context.WithoutCancel(gctx))

@@ -16,6 +16,7 @@ import (
 
 	"github.com/sesame2mqtt/sesame2mqtt/pkg/budget"
 	"github.com/sesame2mqtt/sesame2mqtt/pkg/hass"
+	"github.com/sesame2mqtt/sesame2mqtt/pkg/logthrottle"
 	"github.com/sesame2mqtt/sesame2mqtt/pkg/mqtt"
 	"github.com/sesame2mqtt/sesame2mqtt/pkg/sesame"
 )
@@ -26,9 +27,12 @@ type Cloud interface {
 	Command(ctx context.Context, uuid string, secret sesame.Secret, cmd sesame.Cmd, tag string) error
 }
 
-// Publisher hands a message to MQTT without blocking.
+// Publisher hands messages to MQTT. Publish never blocks (and may drop);
+// Deliver waits, bounded, for room in the outbox, and its done (when not
+// nil) says once whether the broker took the message.
 type Publisher interface {
 	Publish(topic string, qos byte, retained bool, payload []byte)
+	Deliver(ctx context.Context, topic string, qos byte, retained bool, payload []byte, done func(delivered bool))
 }
 
 // Budget is the month's request allowance.
@@ -59,6 +63,12 @@ type Timing struct {
 	StatusTimeout time.Duration
 	// BudgetRecheck is how often a spent budget is looked at again.
 	BudgetRecheck time.Duration
+	// RefreshEvery is the least time between two reads from the Refresh
+	// button; presses in between are coalesced.
+	RefreshEvery time.Duration
+	// ResultMaxAge is how old a result that could not be published may be
+	// and still be published after the reconnect.
+	ResultMaxAge time.Duration
 }
 
 // DefaultTiming: the cloud needs about 2.5 s to report a move; a lock that
@@ -68,6 +78,8 @@ var DefaultTiming = Timing{
 	ConfirmAt:     []time.Duration{2500 * time.Millisecond, 5 * time.Second, 9 * time.Second, 15 * time.Second},
 	StatusTimeout: 8 * time.Second,
 	BudgetRecheck: 10 * time.Minute,
+	RefreshEvery:  time.Minute,
+	ResultMaxAge:  5 * time.Minute,
 }
 
 func (t Timing) withDefaults() Timing {
@@ -83,6 +95,12 @@ func (t Timing) withDefaults() Timing {
 	if t.BudgetRecheck <= 0 {
 		t.BudgetRecheck = DefaultTiming.BudgetRecheck
 	}
+	if t.RefreshEvery <= 0 {
+		t.RefreshEvery = DefaultTiming.RefreshEvery
+	}
+	if t.ResultMaxAge <= 0 {
+		t.ResultMaxAge = DefaultTiming.ResultMaxAge
+	}
 	return t
 }
 
@@ -96,6 +114,9 @@ type Options struct {
 	Budget    Budget
 	Logger    *slog.Logger
 	Timing    Timing
+	// StateFile keeps each lock's last status read and state across
+	// restarts (JSON, written atomically); "" keeps nothing.
+	StateFile string
 
 	// Reader is the card reader's configuration; nil without a reader.
 	Reader *Reader
@@ -116,7 +137,13 @@ type Bridge struct {
 	pub       Publisher
 	budget    Budget
 	log       *slog.Logger
+	warn      *logthrottle.Limiter // for lines any MQTT client can cause
 	timing    Timing
+
+	stateFile  string
+	stateDirty chan struct{} // the state file needs a write
+	announceCh chan struct{} // Home Assistant asked for discovery again
+	janitor    *janitor      // clears retained junk
 
 	workers []*worker
 	byID    map[string]*worker
@@ -150,18 +177,23 @@ func New(o Options) (*Bridge, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	b := &Bridge{
-		topics:    o.Topics,
-		discovery: hass.Discovery{Topics: o.Topics, Version: o.Version},
-		cloud:     o.Cloud,
-		pub:       o.Publisher,
-		budget:    o.Budget,
-		log:       log,
-		timing:    o.Timing.withDefaults(),
-		byID:      make(map[string]*worker, len(o.Locks)),
-		known:     make(map[string]bool, len(o.Locks)),
-		reader:    o.Reader,
-		feedback:  o.Feedback,
-		rs:        readerState{jammed: map[string]bool{}},
+		topics:     o.Topics,
+		discovery:  hass.Discovery{Topics: o.Topics, Version: o.Version},
+		cloud:      o.Cloud,
+		pub:        o.Publisher,
+		budget:     o.Budget,
+		log:        log,
+		warn:       logthrottle.New(log, logthrottle.DefaultBurst, logthrottle.DefaultWindow),
+		timing:     o.Timing.withDefaults(),
+		stateFile:  o.StateFile,
+		stateDirty: make(chan struct{}, 1),
+		announceCh: make(chan struct{}, 1),
+		janitor:    newJanitor(),
+		byID:       make(map[string]*worker, len(o.Locks)),
+		known:      make(map[string]bool, len(o.Locks)),
+		reader:     o.Reader,
+		feedback:   o.Feedback,
+		rs:         readerState{jammed: map[string]bool{}},
 	}
 	if o.Feedback != nil {
 		b.feedbackNames = o.FeedbackNames
@@ -189,15 +221,21 @@ func New(o Options) (*Bridge, error) {
 			return nil, errors.New("bridge: reader without a UID hash")
 		}
 	}
+	b.loadState()
 	return b, nil
 }
 
 // OnConnect announces the bridge after each (re)connect: availability,
 // discovery, and every state already known (the broker may have lost its
-// retained messages).
+// retained messages), then the results the broker missed while it was
+// unreachable. It waits for room in the outbox rather than drop any of it.
 func (b *Bridge) OnConnect() {
-	b.pub.Publish(b.topics.Availability(), 1, true, []byte("online"))
+	b.send(b.topics.Availability(), true, []byte("online"))
 	b.announce()
+	now := time.Now()
+	for _, w := range b.workers {
+		w.replayResult(now, b.timing.ResultMaxAge)
+	}
 	b.rs.mu.Lock()
 	first := !b.rs.readyDone
 	b.rs.readyDone = true
@@ -209,9 +247,9 @@ func (b *Bridge) OnConnect() {
 
 // announce publishes discovery documents, known states and the usage.
 func (b *Bridge) announce() {
-	b.pub.Publish(b.topics.DeviceConfig(b.discovery.BridgeDeviceID()), 1, true, hass.Marshal(b.discovery.BridgeConfig()))
+	b.send(b.topics.DeviceConfig(b.discovery.BridgeDeviceID()), true, hass.Marshal(b.discovery.BridgeConfig()))
 	for _, w := range b.workers {
-		b.pub.Publish(b.topics.DeviceConfig(hass.LockDeviceID(w.lock.ID)), 1, true,
+		b.send(b.topics.DeviceConfig(hass.LockDeviceID(w.lock.ID)), true,
 			hass.Marshal(b.discovery.LockConfig(hass.Lock{ID: w.lock.ID, UUID: w.lock.UUID, Name: w.lock.Name})))
 	}
 	b.announceReader()
@@ -230,8 +268,14 @@ func (b *Bridge) HandleMessage(m mqtt.Message) {
 		// HA's birth message is not retained; a retained "online" is an old
 		// copy that arrives with our own subscribe, right after we announced.
 		if string(m.Payload) == "online" && !m.Retained {
-			b.log.Info("Home Assistant came online; publishing discovery again")
-			b.announce()
+			// Not here: announcing waits for room in the outbox, and
+			// commands must not wait behind it.
+			select {
+			case b.announceCh <- struct{}{}:
+				b.log.Info("Home Assistant came online; publishing discovery again")
+			default:
+				b.warn.Info("ha birth coalesced", "Home Assistant came online again; discovery is being published already")
+			}
 		}
 		return
 	case strings.HasPrefix(m.Topic, b.topics.Prefix+"/device/"):
@@ -241,14 +285,11 @@ func (b *Bridge) HandleMessage(m mqtt.Message) {
 		b.handleFeedback(m)
 		return
 	}
+	// Everything below can be caused by any client of the broker: the
+	// warnings are rate-limited per kind (b.warn), and topics are cut short.
 	id, kind, ok := b.topics.ParseCommandTopic(m.Topic)
 	if !ok {
-		b.log.Warn("ignoring message on an unexpected topic", "topic", m.Topic)
-		return
-	}
-	w := b.byID[id]
-	if w == nil {
-		b.log.Warn("ignoring command for a lock that is not configured", "topic", m.Topic)
+		b.warn.Warn("unexpected topic", "ignoring message on an unexpected topic", "topic", logTopic(m.Topic))
 		return
 	}
 	if m.Retained {
@@ -256,27 +297,34 @@ func (b *Bridge) HandleMessage(m mqtt.Message) {
 			return
 		}
 		// A retained command is an old command: obeying it after a restart
-		// would open the door for nobody. Clear it so it stops coming back.
-		w.log.Warn("ignoring retained command and clearing it from the broker; commands must not be retained", "topic", m.Topic)
-		b.pub.Publish(m.Topic, 1, true, nil)
+		// would open the door for nobody. Clear it so it stops coming back,
+		// also under a lock that is not configured (it is junk there).
+		b.warn.Warn("retained command", "ignoring retained command and clearing it from the broker; commands must not be retained",
+			"topic", logTopic(m.Topic), "configured", b.byID[id] != nil)
+		b.clearRetained(m.Topic)
 		return
 	}
 	if len(m.Payload) == 0 {
-		// What clearing a retained command sends to live subscribers.
-		w.log.Debug("ignoring empty payload", "topic", m.Topic)
+		// What clearing a retained command sends to live subscribers (us too).
+		b.log.Debug("ignoring empty payload", "topic", logTopic(m.Topic))
+		return
+	}
+	w := b.byID[id]
+	if w == nil {
+		b.warn.Warn("unknown lock", "ignoring command for a lock that is not configured", "topic", logTopic(m.Topic))
 		return
 	}
 	if m.Duplicate {
-		w.log.Warn("ignoring redelivered command (MQTT DUP flag): it may have been acted on already", "topic", m.Topic)
+		b.warn.Warn("duplicate", "ignoring redelivered command (MQTT DUP flag): it may have been acted on already", "lock", w.lock.Name, "topic", logTopic(m.Topic))
 		return
 	}
 	action, err := hass.ParseCommand(kind, m.Payload)
 	if err != nil {
-		w.log.Warn("ignoring command", "topic", m.Topic, "err", err)
+		b.warn.Warn("bad payload", "ignoring command", "lock", w.lock.Name, "topic", logTopic(m.Topic), "err", err)
 		return
 	}
 	if action == hass.ActionRefresh {
-		w.requestRead(readRefresh)
+		w.refresh(time.Now())
 		return
 	}
 	received := m.Received
@@ -296,8 +344,8 @@ func (b *Bridge) clearStale(m mqtt.Message) {
 	if devID == b.discovery.ReaderDeviceID() {
 		if !b.hasReaderDevice() && hass.OwnedBy(m.Payload, b.topics.Availability()) {
 			b.log.Info("removing the reader device from Home Assistant: no reader or LEDs configured any more", "device", devID)
-			b.pub.Publish(m.Topic, 1, true, nil)
-			b.pub.Publish(b.topics.ReaderStatus(), 1, true, nil)
+			b.clearRetained(m.Topic)
+			b.clearRetained(b.topics.ReaderStatus())
 		}
 		return
 	}
@@ -305,31 +353,69 @@ func (b *Bridge) clearStale(m mqtt.Message) {
 	if !isLock || !hass.OwnedBy(m.Payload, b.topics.Availability()) {
 		return
 	}
-	b.log.Info("removing a lock that is no longer configured from Home Assistant", "device", devID)
-	b.pub.Publish(m.Topic, 1, true, nil)
-	b.pub.Publish(b.topics.LockState(lockID), 1, true, nil)
-	b.pub.Publish(b.topics.LockStatus(lockID), 1, true, nil)
+	b.warn.Info("stale lock", "removing a lock that is no longer configured from Home Assistant", "device", devID)
+	b.clearRetained(m.Topic)
+	b.clearRetained(b.topics.LockState(lockID))
+	b.clearRetained(b.topics.LockStatus(lockID))
 }
 
-// Run runs the workers, the background poller and the usage publisher until
-// ctx is done.
-func (b *Bridge) Run(ctx context.Context) error {
-	g, ctx := errgroup.WithContext(ctx)
-	for _, w := range b.workers {
-		g.Go(func() error { w.run(ctx); return nil })
+// logTopic cuts a topic from outside to a length fit for a log line.
+func logTopic(t string) string {
+	const maxLen = 160
+	if len(t) <= maxLen {
+		return t
 	}
-	g.Go(func() error { b.poll(ctx); return nil })
-	g.Go(func() error { b.watchUsage(ctx); return nil })
-	g.Go(func() error { b.watchClock(ctx); return nil })
-	return g.Wait()
+	return fmt.Sprintf("%s… (%d bytes)", strings.ToValidUTF8(t[:maxLen], "?"), len(t))
 }
 
-// poll reads each lock once at start, then one lock at a time (the one read
-// longest ago) at the interval the budget allows.
+// Run runs the workers, the background poller, the usage publisher and the
+// state file until ctx is done; then it writes the state file once more,
+// with what the workers published last.
+func (b *Bridge) Run(ctx context.Context) error {
+	g, gctx := errgroup.WithContext(ctx)
+	for _, w := range b.workers {
+		g.Go(func() error { w.run(gctx); return nil })
+	}
+	g.Go(func() error { b.poll(gctx); return nil })
+	g.Go(func() error { b.watchUsage(gctx); return nil })
+	g.Go(func() error { b.watchClock(gctx); return nil })
+	g.Go(func() error { b.warn.Run(gctx); return nil })
+	g.Go(func() error { b.announcer(gctx); return nil })
+	g.Go(func() error { b.persist(gctx); return nil })
+	g.Go(func() error { b.runJanitor(gctx); return nil })
+	err := g.Wait()
+	b.saveState()
+	return err
+}
+
+// announcer publishes discovery again when Home Assistant asks for it.
+func (b *Bridge) announcer(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-b.announceCh:
+			b.announce()
+		}
+	}
+}
+
+// poll reads the locks at start that were not read within one round of the
+// schedule (all of them without a state file) or whose state is not known to
+// be locked or unlocked (a command cut short by the last shutdown, a jam),
+// then one lock at a time (the one read longest ago) at the interval the
+// budget allows.
 func (b *Bridge) poll(ctx context.Context) {
-	if _, ok := b.budget.PollInterval(); ok {
+	if d, ok := b.budget.PollInterval(); ok {
+		round := d * time.Duration(len(b.workers))
+		now := time.Now()
 		for _, w := range b.workers {
-			w.requestRead(readBackground)
+			last := w.lastRead.Load()
+			if last == 0 || now.Sub(time.Unix(0, last)) >= round || !w.settled() {
+				w.requestRead(readBackground)
+			} else {
+				w.log.Debug("not reading at start: read recently (state file)", "read_at", time.Unix(0, last).UTC().Format(time.RFC3339))
+			}
 		}
 	} else {
 		b.log.Warn("monthly Web API budget spent: no status reads until next month; commands still work")
@@ -391,7 +477,18 @@ func (b *Bridge) publishJSON(topic string, retained bool, v any) {
 		b.log.Error("cannot encode payload", "topic", topic, "err", err)
 		return
 	}
-	b.pub.Publish(topic, 1, retained, payload)
+	if retained {
+		b.send(topic, true, payload)
+		return
+	}
+	b.pub.Publish(topic, 1, false, payload)
+}
+
+// send publishes at QoS 1, waiting (bounded by the MQTT client) for room in
+// the outbox: retained state and discovery are never dropped for lack of
+// room, however many locks there are.
+func (b *Bridge) send(topic string, retained bool, payload []byte) {
+	b.pub.Deliver(context.Background(), topic, 1, retained, payload, nil)
 }
 
 // Subscriptions are the topic filters a bridge with these topics listens to;

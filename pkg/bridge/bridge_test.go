@@ -26,15 +26,38 @@ type published struct {
 	At       time.Time
 }
 
+// recorder is the MQTT client: while down, nothing is published and
+// Deliver reports it.
 type recorder struct {
-	mu  sync.Mutex
-	msg []published
+	mu   sync.Mutex
+	msg  []published
+	down bool
 }
 
 func (r *recorder) Publish(topic string, _ byte, retained bool, payload []byte) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.msg = append(r.msg, published{topic, retained, string(payload), time.Now()})
+	if !r.down {
+		r.msg = append(r.msg, published{topic, retained, string(payload), time.Now()})
+	}
+}
+
+func (r *recorder) Deliver(_ context.Context, topic string, _ byte, retained bool, payload []byte, done func(bool)) {
+	r.mu.Lock()
+	ok := !r.down
+	if ok {
+		r.msg = append(r.msg, published{topic, retained, string(payload), time.Now()})
+	}
+	r.mu.Unlock()
+	if done != nil {
+		done(ok)
+	}
+}
+
+func (r *recorder) setDown(down bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.down = down
 }
 
 func (r *recorder) on(topic string) []published {
@@ -229,6 +252,13 @@ func (h *harness) results(t *testing.T) []hass.Result {
 		out = append(out, r)
 	}
 	return out
+}
+
+// clearQueued does the janitor's work for a bridge whose Run is not running.
+func clearQueued(b *Bridge) {
+	for _, t := range b.janitor.take() {
+		b.send(t, true, nil)
+	}
 }
 
 func equal(a, b []string) bool { return strings.Join(a, "|") == strings.Join(b, "|") }
@@ -559,6 +589,7 @@ func TestAnnounceAndStaleDiscovery(t *testing.T) {
 		// HA's birth (not retained) publishes discovery again; a retained copy does not.
 		h.b.HandleMessage(mqtt.Message{Topic: "homeassistant/status", Payload: []byte("online"), Retained: true})
 		h.b.HandleMessage(mqtt.Message{Topic: "homeassistant/status", Payload: []byte("online")})
+		synctest.Wait() // announced by the bridge's own goroutine
 		if n := len(h.pub.on(cfg)); n != 2 {
 			t.Errorf("%d discovery messages after HA birth, want 2", n)
 		}
@@ -570,6 +601,7 @@ func TestAnnounceAndStaleDiscovery(t *testing.T) {
 		other := hass.Discovery{Topics: hass.Topics{Base: "elsewhere", Prefix: "homeassistant"}}.LockConfig(hass.Lock{ID: "x", Name: "x"})
 		h.b.HandleMessage(mqtt.Message{Topic: h.topics.DeviceConfig("sesame_x"), Payload: hass.Marshal(other), Retained: true})
 		h.b.HandleMessage(mqtt.Message{Topic: cfg, Payload: []byte(`{}`), Retained: true})
+		synctest.Wait() // cleared by the bridge's own goroutine
 		if got := h.pub.on(h.topics.DeviceConfig("sesame_gone")); len(got) != 1 || got[0].Payload != "" || !got[0].Retained {
 			t.Errorf("stale lock not cleared: %+v", got)
 		}

@@ -39,9 +39,10 @@ var fastTiming = bridge.Timing{
 // stack is a running bridge: the real MQTT client, the real Sesame client,
 // the real request meter.
 type stack struct {
-	logs   *logcapture.Buffer
-	cancel context.CancelFunc
-	done   chan struct{}
+	logs    *logcapture.Buffer
+	cancel  context.CancelFunc
+	done    chan struct{}
+	stopped bool
 }
 
 func newFake(t testing.TB) *sesametest.Server {
@@ -53,15 +54,53 @@ func newFake(t testing.TB) *sesametest.Server {
 
 func startStack(t testing.TB, broker *mosquittotest.Broker, fake *sesametest.Server, stateDir string) *stack {
 	t.Helper()
+	return startStackWith(t, broker, fake, stateDir, stackOptions{})
+}
+
+// stackOptions change startStack's defaults.
+type stackOptions struct {
+	locks  []bridge.Lock // default: the one lock of newFake
+	quiet  bool          // log at info level; default: debug
+	budget int           // default: 100,000 a month
+	timing *bridge.Timing
+	// requestTimeout bounds one HTTP attempt; default 1 s.
+	requestTimeout time.Duration
+	outbox         int // the MQTT client's outbox; default its own
+}
+
+func startStackWith(t testing.TB, broker *mosquittotest.Broker, fake *sesametest.Server, stateDir string, so stackOptions) *stack {
+	t.Helper()
+	return startStackURL(t, broker.URL(), fake, stateDir, so)
+}
+
+func startStackURL(t testing.TB, brokerURL string, fake *sesametest.Server, stateDir string, so stackOptions) *stack {
+	t.Helper()
+	if so.locks == nil {
+		so.locks = []bridge.Lock{{ID: lockID, UUID: lockUUID, Name: "Front door", Secret: sesame.NewSecret(lockSecret)}}
+	}
+	level := slog.LevelDebug
+	if so.quiet {
+		level = slog.LevelInfo
+	}
+	if so.budget == 0 {
+		so.budget = 100000
+	}
+	if so.requestTimeout == 0 {
+		so.requestTimeout = time.Second
+	}
+	timing := fastTiming
+	if so.timing != nil {
+		timing = *so.timing
+	}
 	s := &stack{logs: &logcapture.Buffer{}, done: make(chan struct{})}
-	log := slog.New(slog.NewTextHandler(s.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	meter, err := budget.Open(filepath.Join(stateDir, "api-usage.json"), 100000, time.Now, log)
+	log := slog.New(slog.NewTextHandler(s.logs, &slog.HandlerOptions{Level: level}))
+	meter, err := budget.Open(filepath.Join(stateDir, "api-usage.json"), so.budget, time.Now, log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cloud, err := sesame.New(sesame.Options{
 		BaseURL: fake.URL(), APIKey: sesame.NewSecret(apiKey), Counter: meter,
-		RequestTimeout: time.Second,
+		RequestTimeout: so.requestTimeout,
 		Backoff:        sesame.Backoff{Base: 100 * time.Millisecond, Max: 500 * time.Millisecond},
 		Logger:         log,
 	})
@@ -70,19 +109,21 @@ func startStack(t testing.TB, broker *mosquittotest.Broker, fake *sesametest.Ser
 	}
 	var br *bridge.Bridge
 	mq, err := mqtt.New(mqtt.Options{
-		URL: broker.URL(), WillTopic: topics.Availability(), WillPayload: "offline",
+		URL: brokerURL, WillTopic: topics.Availability(), WillPayload: "offline",
 		Subscriptions: bridge.Subscriptions(topics),
 		OnMessage:     func(m mqtt.Message) { br.HandleMessage(m) },
 		OnConnect:     func() { br.OnConnect() },
 		Timeout:       2 * time.Second,
+		OutboxSize:    so.outbox,
 		Logger:        log,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	br, err = bridge.New(bridge.Options{
-		Locks:  []bridge.Lock{{ID: lockID, UUID: lockUUID, Name: "Front door", Secret: sesame.NewSecret(lockSecret)}},
-		Topics: topics, Version: "test", Cloud: cloud, Publisher: mq, Budget: meter, Logger: log, Timing: fastTiming,
+		Locks:  so.locks,
+		Topics: topics, Version: "test", Cloud: cloud, Publisher: mq, Budget: meter, Logger: log, Timing: timing,
+		StateFile: filepath.Join(stateDir, "locks.json"),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -100,6 +141,10 @@ func startStack(t testing.TB, broker *mosquittotest.Broker, fake *sesametest.Ser
 }
 
 func (s *stack) stop() {
+	if s.stopped {
+		return
+	}
+	s.stopped = true
 	s.cancel()
 	select {
 	case <-s.done:

@@ -188,7 +188,7 @@ func (b *Bridge) ReaderStatus(s nfc.Status, device string, err error) {
 	}
 	b.rs.mu.Lock()
 	b.rs.status = payload
-	b.pub.Publish(b.topics.ReaderStatus(), 1, true, payload)
+	b.send(b.topics.ReaderStatus(), true, payload)
 	b.rs.mu.Unlock()
 	b.set(ConditionReaderGone, s != nfc.StatusConnected)
 }
@@ -270,18 +270,18 @@ func (b *Bridge) set(c string, on bool) {
 func (b *Bridge) handleFeedback(m mqtt.Message) {
 	switch {
 	case m.Retained && len(m.Payload) > 0:
-		b.log.Warn("ignoring retained feedback command and clearing it from the broker", "topic", m.Topic)
-		b.pub.Publish(m.Topic, 1, true, nil)
+		b.warn.Warn("retained feedback", "ignoring retained feedback command and clearing it from the broker", "topic", m.Topic)
+		b.clearRetained(m.Topic)
 		return
 	case len(m.Payload) == 0, m.Duplicate:
 		return
 	case b.feedback == nil:
-		b.log.Warn("ignoring feedback command: no LED or buzzer is configured", "topic", m.Topic)
+		b.warn.Warn("feedback without leds", "ignoring feedback command: no LED or buzzer is configured", "topic", m.Topic)
 		return
 	}
 	name, err := hass.ParseFeedback(m.Payload, b.feedbackNames)
 	if err != nil {
-		b.log.Warn("ignoring feedback command", "topic", m.Topic, "err", err)
+		b.warn.Warn("bad feedback", "ignoring feedback command", "topic", m.Topic, "err", err)
 		return
 	}
 	b.show(name)
@@ -292,11 +292,11 @@ func (b *Bridge) announceReader() {
 	if !b.hasReaderDevice() {
 		return
 	}
-	b.pub.Publish(b.topics.DeviceConfig(b.discovery.ReaderDeviceID()), 1, true,
+	b.send(b.topics.DeviceConfig(b.discovery.ReaderDeviceID()), true,
 		hass.Marshal(b.discovery.ReaderConfig(hass.Reader{NFC: b.reader != nil, Feedback: b.feedbackNames})))
 	b.rs.mu.Lock()
 	if b.rs.status != nil {
-		b.pub.Publish(b.topics.ReaderStatus(), 1, true, b.rs.status)
+		b.send(b.topics.ReaderStatus(), true, b.rs.status)
 	}
 	b.rs.mu.Unlock()
 }

@@ -304,6 +304,7 @@ func TestFeedbackCommands(t *testing.T) {
 		h.b.HandleMessage(mqtt.Message{Topic: topic, Payload: []byte("ko"), Duplicate: true})
 		h.b.HandleMessage(mqtt.Message{Topic: topic, Payload: []byte("OK")})
 		h.b.HandleMessage(mqtt.Message{Topic: topic, Payload: []byte("\x00\xff")})
+		clearQueued(h.b)
 		if got := fb.got(); !equal(got, []string{"ok"}) {
 			t.Errorf("feedback = %v, want only the exact, fresh ok", got)
 		}
@@ -340,6 +341,7 @@ func TestStandingConditions(t *testing.T) {
 		c.mu.Lock()
 		c.statusErr = nil
 		c.mu.Unlock()
+		time.Sleep(DefaultTiming.RefreshEvery) // a second press within it would be coalesced
 		h.send("refresh", "PRESS")
 		synctest.Wait()
 		want := []string{PatternReady, "+" + ConditionReaderGone, "-" + ConditionReaderGone, "+" + ConditionJammed, "+" + ConditionOffline, "-" + ConditionOffline, "-" + ConditionJammed}
@@ -364,6 +366,7 @@ func TestReaderDiscoveryAndRemoval(t *testing.T) {
 		// A bridge without reader or LEDs clears the document it once published.
 		plain := start(t, newCloud(sesame.StateLocked), nil, false)
 		plain.b.HandleMessage(mqtt.Message{Topic: h.topics.DeviceConfig("s2m_reader"), Payload: []byte(cfg[0].Payload), Retained: true})
+		clearQueued(plain.b)
 		if got := plain.pub.on(h.topics.DeviceConfig("s2m_reader")); len(got) != 1 || got[0].Payload != "" || !got[0].Retained {
 			t.Errorf("stale reader discovery not cleared: %+v", got)
 		}

@@ -64,18 +64,38 @@ type worker struct {
 	wake  chan struct{} // a job is pending
 	reads chan readKind // a status read is wanted
 
-	lastRead atomic.Int64 // unix nanos of the last successful read
+	lastRead atomic.Int64 // unix nanos of the last successful read (or the restored one)
 
-	mu      sync.Mutex
-	pending *job               // newest command not yet started: a one-slot mailbox
-	current *job               // command being carried out
-	reading context.CancelFunc // cancels a background read in progress
-	state   hass.LockState
-	status  []byte // last status payload published
+	mu        sync.Mutex
+	pending   *job               // newest command not yet started: a one-slot mailbox
+	current   *job               // command being carried out
+	reading   context.CancelFunc // cancels a background read in progress
+	refreshAt time.Time          // when the Refresh button last led to a read (or a refusal)
+	// Results: each gets a sequence number; the newest one that did not
+	// reach the broker waits for the next connect.
+	resultSeq    uint64
+	deliveredSeq uint64
+	undelivered  *pendingResult
+
+	// pubMu orders what is published about the lock (state, status) against
+	// republish on reconnect. Publishing may wait for room in the outbox, so
+	// it is not mu: submit never waits behind it.
+	pubMu     sync.Mutex
+	state     hass.LockState
+	status    []byte      // last status payload published
+	statusV   hass.Status // the same, decoded, for the state file
+	hasStatus bool
 
 	// Owned by the worker goroutine.
 	confirmed   sesame.Status
 	isConfirmed bool
+}
+
+// pendingResult is a result message the broker did not acknowledge.
+type pendingResult struct {
+	seq uint64
+	r   hass.Result
+	at  time.Time // when the command ended
 }
 
 func newWorker(b *Bridge, l Lock) *worker {
@@ -213,6 +233,11 @@ func (w *worker) execute(j *job) {
 	w.publishState(moving)
 	if err := w.b.cloud.Command(deadline, w.lock.UUID, w.lock.Secret, cmd, j.source); err != nil {
 		w.b.cloudAnswered(err)
+		if ctx.Err() != nil && !refused(err) {
+			// Cut short while it was being sent: it may have reached the cloud.
+			w.interrupted(ctx, j, action, phaseSending, err)
+			return
+		}
 		w.fail(ctx, j, action, err)
 		return
 	}
@@ -254,14 +279,14 @@ func (w *worker) confirm(ctx context.Context, j *job, action hass.Action, target
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			w.interrupted(ctx, j, action)
+			w.interrupted(ctx, j, action, phaseAccepted, nil)
 			return
 		case <-t.C:
 		}
 		st, err := w.readStatus(ctx)
 		switch {
 		case err != nil && ctx.Err() != nil:
-			w.interrupted(ctx, j, action)
+			w.interrupted(ctx, j, action, phaseAccepted, nil)
 			return
 		case err != nil:
 			last = "status read failed: " + err.Error()
@@ -286,25 +311,52 @@ func (w *worker) confirm(ctx context.Context, j *job, action hass.Action, target
 	w.result(j, action, hass.ResultJammed, detail)
 }
 
+// phase is how far a command got when it was interrupted.
+type phase int
+
+const (
+	phaseBefore   phase = iota // nothing was sent
+	phaseSending               // the POST was under way: the cloud may have accepted it
+	phaseAccepted              // the cloud accepted it; the lock was not read back yet
+)
+
+// refused reports an answer of the cloud that says the command was not
+// taken (403, another 4xx): retrying would not help and nothing moved.
+func refused(err error) bool {
+	_, answered := errors.AsType[*sesame.APIError](err)
+	return answered && !sesame.IsTransient(err)
+}
+
 // interrupted ends a command whose context was cancelled: by a newer command
-// (which publishes its own state) or by shutdown.
-func (w *worker) interrupted(ctx context.Context, j *job, action hass.Action) {
+// (which publishes its own state) or by shutdown. A shutdown after the
+// command may have reached the cloud leaves the outcome unknown, and that is
+// what is published: state unknown (None), result "unknown" with the reason.
+func (w *worker) interrupted(ctx context.Context, j *job, action hass.Action, ph phase, err error) {
 	if errors.Is(context.Cause(ctx), errSuperseded) {
 		w.log.Info("command superseded while in flight", "command", action.String())
 		w.result(j, action, hass.ResultFailed, "superseded by a newer command")
 		return
 	}
-	// Shutdown: what was published as LOCKING/UNLOCKING was never read back.
-	w.log.Warn("command interrupted by shutdown; its outcome is unknown", "command", action.String())
-	w.publishState(w.confirmedState())
-	w.result(j, action, hass.ResultFailed, "interrupted: the bridge is shutting down")
+	switch ph {
+	case phaseBefore:
+		w.log.Warn("command interrupted by shutdown before it was sent", "command", action.String())
+		w.result(j, action, hass.ResultFailed, "interrupted before it was sent: the bridge is shutting down")
+	case phaseSending:
+		w.log.Warn("command interrupted by shutdown while it was being sent; its outcome is unknown", "command", action.String(), "err", err)
+		w.publishState(hass.Reset)
+		w.result(j, action, hass.ResultUnknown, "interrupted while it was being sent (the bridge is shutting down): the cloud may have accepted it; the lock was not read back")
+	default:
+		w.log.Warn("command interrupted by shutdown after the cloud accepted it; its outcome is unknown", "command", action.String())
+		w.publishState(hass.Reset)
+		w.result(j, action, hass.ResultUnknown, "interrupted after the cloud accepted it (the bridge is shutting down): the lock was not read back")
+	}
 }
 
 // fail ends a command that could not be sent, and puts the last confirmed
 // state back (LOCKING/UNLOCKING may have been published).
 func (w *worker) fail(ctx context.Context, j *job, action hass.Action, err error) {
-	if ctx.Err() != nil {
-		w.interrupted(ctx, j, action)
+	if ctx.Err() != nil && !refused(err) {
+		w.interrupted(ctx, j, action, phaseBefore, err)
 		return
 	}
 	detail := describeErr(err, w.b.timing.Freshness)
@@ -362,15 +414,17 @@ func (w *worker) readStatus(ctx context.Context) (sesame.Status, error) {
 	now := time.Now()
 	w.confirmed, w.isConfirmed = st, true
 	w.lastRead.Store(now.UnixNano())
-	payload, err := hass.JSON(hass.NewStatus(st.Battery, st.Voltage, st.Position, st.HubOnline, st.RawState, st.Timestamp, now))
+	sv := hass.NewStatus(st.Battery, st.Voltage, st.Position, st.HubOnline, st.RawState, st.Timestamp, now)
+	payload, err := hass.JSON(sv)
 	if err != nil {
 		w.log.Error("cannot encode status", "err", err)
 		return st, nil
 	}
-	w.mu.Lock()
-	w.status = payload
-	w.b.pub.Publish(w.b.topics.LockStatus(w.lock.ID), 1, true, payload)
-	w.mu.Unlock()
+	w.pubMu.Lock()
+	w.status, w.statusV, w.hasStatus = payload, sv, true
+	w.b.send(w.b.topics.LockStatus(w.lock.ID), true, payload)
+	w.pubMu.Unlock()
+	w.b.stateChanged()
 	return st, nil
 }
 
@@ -394,36 +448,43 @@ func (w *worker) confirmedState() hass.LockState {
 	return stateOf(w.confirmed)
 }
 
-// publishState publishes the lock entity's state. Publishing under the mutex
+// publishState publishes the lock entity's state. Publishing under pubMu
 // keeps the order of the outbox equal to the order of the changes, also
 // against republish on reconnect.
 func (w *worker) publishState(s hass.LockState) {
-	w.mu.Lock()
+	w.pubMu.Lock()
 	w.state = s
-	w.b.pub.Publish(w.b.topics.LockState(w.lock.ID), 1, true, []byte(s))
-	w.mu.Unlock()
+	w.b.send(w.b.topics.LockState(w.lock.ID), true, []byte(s))
+	w.pubMu.Unlock()
 	w.b.setJammed(w.lock.ID, s == hass.Jammed)
+	w.b.stateChanged()
 }
 
 // republish publishes what is known after a (re)connect.
 func (w *worker) republish() {
-	w.mu.Lock()
-	defer w.mu.Unlock()
+	w.pubMu.Lock()
+	defer w.pubMu.Unlock()
 	if w.status != nil {
-		w.b.pub.Publish(w.b.topics.LockStatus(w.lock.ID), 1, true, w.status)
+		w.b.send(w.b.topics.LockStatus(w.lock.ID), true, w.status)
 	}
 	if w.state != "" {
-		w.b.pub.Publish(w.b.topics.LockState(w.lock.ID), 1, true, []byte(w.state))
+		w.b.send(w.b.topics.LockState(w.lock.ID), true, []byte(w.state))
 	}
 }
 
-// result publishes the non-retained message that ends every command.
+// result publishes the non-retained message that ends every command. One
+// the broker did not take (it was down) is kept for the next connect.
 func (w *worker) result(j *job, action hass.Action, outcome, detail string) {
 	cmd := j.action.String()
 	if j.action == hass.ActionToggle && action != hass.ActionToggle {
 		detail = action.String() + ": " + detail
 	}
-	w.b.publishJSON(w.b.topics.LockResult(w.lock.ID), false, hass.Result{Command: cmd, Result: outcome, Detail: detail, Source: j.source})
+	r := hass.Result{Command: cmd, Result: outcome, Detail: detail, Source: j.source}
+	w.mu.Lock()
+	w.resultSeq++
+	seq := w.resultSeq
+	w.mu.Unlock()
+	w.deliverResult(seq, r, time.Now())
 	w.mu.Lock()
 	hs := j.hooks
 	j.hooks = nil
@@ -433,4 +494,126 @@ func (w *worker) result(j *job, action hass.Action, outcome, detail string) {
 			h.done(action, outcome, detail)
 		}
 	}
+}
+
+// deliverResult publishes r and follows its receipt: undelivered, it becomes
+// the lock's pending result unless a newer one exists or was delivered.
+func (w *worker) deliverResult(seq uint64, r hass.Result, at time.Time) {
+	payload, err := hass.JSON(r)
+	if err != nil {
+		w.log.Error("cannot encode result", "err", err)
+		return
+	}
+	w.b.pub.Deliver(context.Background(), w.b.topics.LockResult(w.lock.ID), 1, false, payload, func(delivered bool) {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		switch {
+		case delivered:
+			w.deliveredSeq = max(w.deliveredSeq, seq)
+			if w.undelivered != nil && w.undelivered.seq <= seq {
+				w.undelivered = nil
+			}
+		case seq > w.deliveredSeq && (w.undelivered == nil || w.undelivered.seq < seq):
+			w.undelivered = &pendingResult{seq: seq, r: r, at: at}
+		}
+	})
+}
+
+// replayResult publishes, once, the newest result the broker did not take,
+// if it is younger than maxAge, marked as delayed.
+func (w *worker) replayResult(now time.Time, maxAge time.Duration) {
+	w.mu.Lock()
+	p := w.undelivered
+	w.undelivered = nil
+	w.mu.Unlock()
+	if p == nil {
+		return
+	}
+	age := now.Sub(p.at)
+	if age >= maxAge {
+		w.log.Info("dropping a result that could not be published: too old", "command", p.r.Command, "result", p.r.Result, "age", age.Round(time.Second))
+		return
+	}
+	r := p.r
+	r.Delayed, r.EndedAt = true, p.at.UTC().Format(time.RFC3339)
+	w.log.Info("publishing a result delayed by the MQTT outage", "command", r.Command, "result", r.Result, "age", age.Round(time.Millisecond))
+	w.deliverResult(p.seq, r, p.at)
+}
+
+// refresh handles a press of the Refresh button: at most one read per
+// RefreshEvery, and only from the allowance of background reads (never the
+// reserve kept for commands).
+func (w *worker) refresh(now time.Time) {
+	every := w.b.timing.RefreshEvery
+	w.mu.Lock()
+	last := w.refreshAt
+	if !last.IsZero() && now.Sub(last) < every {
+		w.mu.Unlock()
+		w.b.warn.Info("refresh coalesced", "refresh coalesced: the Refresh button was pressed again within the minimum interval",
+			"lock", w.lock.Name, "last", now.Sub(last).Round(time.Millisecond), "min_interval", every)
+		return
+	}
+	w.refreshAt = now
+	w.mu.Unlock()
+	if _, ok := w.b.budget.PollInterval(); !ok {
+		w.b.warn.Warn("refresh refused", "refresh refused: this month's allowance for status reads is spent; the rest of the budget is kept for commands",
+			"lock", w.lock.Name)
+		w.result(&job{action: hass.ActionRefresh, source: SourceHA}, hass.ActionRefresh, hass.ResultFailed,
+			"refused: this month's allowance for status reads is spent (the rest of the budget is kept for commands); reads resume next month")
+		return
+	}
+	w.requestRead(readRefresh)
+}
+
+// settled reports whether the state shown is locked or unlocked.
+func (w *worker) settled() bool {
+	w.pubMu.Lock()
+	defer w.pubMu.Unlock()
+	return w.state == hass.Locked || w.state == hass.Unlocked
+}
+
+// saved is the lock's entry for the state file: the last status read and
+// the state shown, with LOCKING/UNLOCKING saved as unknown (a command in
+// flight when the bridge stops has no known outcome).
+func (w *worker) saved() (savedLock, bool) {
+	w.pubMu.Lock()
+	defer w.pubMu.Unlock()
+	if !w.hasStatus {
+		return savedLock{}, false
+	}
+	st := w.state
+	switch st {
+	case hass.Locked, hass.Unlocked, hass.Jammed, hass.Reset:
+	default:
+		st = hass.Reset
+	}
+	sv := w.statusV
+	sv.Restored = false
+	return savedLock{State: st, Status: sv}, true
+}
+
+// restore shows what the state file says until the lock is read again. The
+// status keeps its read_at and says it was restored; the state is not
+// "confirmed": a toggle reads the lock first.
+func (w *worker) restore(s savedLock) error {
+	readAt, err := time.Parse(time.RFC3339, s.Status.ReadAt)
+	if err != nil {
+		return fmt.Errorf("read_at %q: %w", s.Status.ReadAt, err)
+	}
+	switch s.State {
+	case hass.Locked, hass.Unlocked, hass.Jammed, hass.Reset:
+	default:
+		return fmt.Errorf("state %q", s.State)
+	}
+	sv := s.Status
+	sv.Restored = true
+	payload, err := hass.JSON(sv)
+	if err != nil {
+		return err
+	}
+	w.pubMu.Lock()
+	w.state, w.status, w.statusV, w.hasStatus = s.State, payload, s.Status, true
+	w.pubMu.Unlock()
+	w.lastRead.Store(readAt.UnixNano())
+	return nil
 }

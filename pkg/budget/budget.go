@@ -8,8 +8,10 @@
 // a restart does not forget what was already spent.
 //
 // Background reads get what is left after a reserve, spread evenly over
-// the rest of the month (see PollInterval); commands are never refused
-// here, they are only counted.
+// the rest of the month (see PollInterval); reads asked for from Home
+// Assistant (the Refresh button) come out of the same allowance and are
+// refused by the bridge once PollInterval reports it spent. Commands are
+// never refused here, they are only counted.
 package budget
 
 import (
@@ -20,10 +22,11 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/sesame2mqtt/sesame2mqtt/pkg/statefile"
 )
 
 const (
@@ -323,36 +326,9 @@ func (m *Meter) Flush() error {
 	if err != nil {
 		return fmt.Errorf("budget: encode count: %w", err)
 	}
-	if err := writeAtomic(m.path, append(b, '\n')); err != nil {
+	if err := statefile.Write(m.path, append(b, '\n')); err != nil {
 		return fmt.Errorf("budget: save %s: %w", m.path, err)
 	}
 	m.writes.Add(1)
 	return nil
-}
-
-func writeAtomic(path string, data []byte) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			_ = f.Close()
-			_ = os.Remove(tmp)
-		}
-	}()
-	if err = f.Chmod(0o600); err != nil {
-		return err
-	}
-	if _, err = f.Write(data); err != nil {
-		return err
-	}
-	if err = f.Sync(); err != nil {
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }

@@ -115,6 +115,13 @@ func TestPayloadGoldens(t *testing.T) {
 	golden(t, "result_jammed.golden", mustJSON(t, Result{Command: "lock", Result: ResultJammed, Detail: "lock still reports unlocked after 15s", Source: "Home Assistant"}))
 	golden(t, "clock_skewed.golden", mustJSON(t, NewClock(10*time.Minute+400*time.Millisecond, true)))
 	golden(t, "clock_ok.golden", mustJSON(t, NewClock(-1600*time.Millisecond, false)))
+	golden(t, "result_unknown.golden", mustJSON(t, Result{Command: "unlock", Result: ResultUnknown,
+		Detail: "interrupted after the cloud accepted it (the bridge is shutting down): the lock was not read back", Source: "Home Assistant"}))
+	golden(t, "result_delayed.golden", mustJSON(t, Result{Command: "lock", Result: ResultSuccess, Detail: "locked (confirmed after 2.5s)",
+		Source: "Alice", Delayed: true, EndedAt: "2026-11-30T07:59:58Z"}))
+	restored := NewStatus(100, 6.00351, 479, &hubOn, "locked", time.Unix(1642253725, 0), read)
+	restored.Restored = true
+	golden(t, "status_restored.golden", mustJSON(t, restored))
 	golden(t, "usage.golden", mustJSON(t, Usage{Month: "2026-11", Used: 12, Budget: 3000, Reserve: 600, Remaining: 2988, BackgroundReads: "active", PollIntervalS: 1080}))
 }
 

@@ -97,6 +97,9 @@ type Status struct {
 	SesameStatus string  `json:"sesame_status"`
 	ReportedAt   string  `json:"reported_at,omitempty"` // the lock's own timestamp, RFC 3339 UTC
 	ReadAt       string  `json:"read_at"`               // when the bridge read it, RFC 3339 UTC
+	// Restored: the bridge restarted and shows what it read at ReadAt (kept
+	// in its state directory); the lock has not been read since.
+	Restored bool `json:"restored,omitempty"`
 }
 
 // NewStatus fills a Status; hub nil means unknown.
@@ -124,8 +127,11 @@ func NewStatus(battery int, voltage float64, position int, hub *bool, sesameStat
 // Result outcomes.
 const (
 	ResultSuccess = "success"
-	ResultFailed  = "failed"
+	ResultFailed  = "failed" // the command was not carried out (refused, not sent, superseded)
 	ResultJammed  = "jammed"
+	// ResultUnknown: the bridge stopped after the command may have reached
+	// the cloud and before the lock was read back.
+	ResultUnknown = "unknown"
 )
 
 // Result is the non-retained message that ends every command.
@@ -134,6 +140,11 @@ type Result struct {
 	Result  string `json:"result"`
 	Detail  string `json:"detail,omitempty"`
 	Source  string `json:"source,omitempty"`
+	// Delayed: the broker was unreachable when the command ended; this is
+	// the result published after the reconnect, and EndedAt (RFC 3339 UTC)
+	// says when the command ended.
+	Delayed bool   `json:"delayed,omitempty"`
+	EndedAt string `json:"ended_at,omitempty"`
 }
 
 // Usage is the JSON on the bridge's API usage topic.

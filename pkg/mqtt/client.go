@@ -8,14 +8,16 @@
 //   - the connection is kept up by our own loop (connect.go), not paho's
 //     auto-reconnect: back within a second of a broker restart, then a capped
 //     backoff, every attempt cancellable and logged;
-//   - paho's message handler never blocks: messages are handed to a bounded
-//     queue and OnMessage runs on a goroutine owned by Run;
+//   - paho's message handler only enqueues: messages are handed to a bounded
+//     queue (waiting at most a quarter of a second for room in a burst) and
+//     OnMessage runs on a goroutine owned by Run;
 //   - the last will (retained, QoS 1) is also published explicitly on a clean
 //     shutdown, because a broker discards the will when a client disconnects
 //     properly;
 //   - Publish never blocks the caller and never waits for a PUBACK in the
 //     caller's path (Mosquitto without TCP_NODELAY adds ~40 ms to every
-//     waited QoS 1 publish);
+//     waited QoS 1 publish); Deliver waits, bounded, for room in the outbox
+//     instead of dropping, and reports whether the broker acknowledged;
 //   - TCP connections acknowledge every read at once, so that the broker's
 //     Nagle algorithm never holds a command behind its last PUBACK
 //     (dial.go);
@@ -38,6 +40,8 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/eclipse/paho.mqtt.golang/packets"
+
+	"github.com/sesame2mqtt/sesame2mqtt/pkg/logthrottle"
 )
 
 // Defaults and fixed bounds.
@@ -45,11 +49,12 @@ const (
 	DefaultTimeout    = 5 * time.Second
 	DefaultOutboxSize = 512
 
-	inboxSize           = 256              // messages waiting for OnMessage
-	eventQueueSize      = 16               // connect / connection-lost notifications
-	drainTimeout        = time.Second      // how long shutdown keeps handing queued publishes to paho
-	disconnectQuiesceMS = 250              // paho Disconnect quiesce, milliseconds
-	keepAlive           = 30 * time.Second // MQTT keep-alive
+	inboxSize           = 256                    // messages waiting for OnMessage
+	inboxWait           = 250 * time.Millisecond // how long a full inbox holds paho's router before a message is dropped
+	eventQueueSize      = 16                     // connect / connection-lost notifications
+	drainTimeout        = time.Second            // how long shutdown keeps handing queued publishes to paho
+	disconnectQuiesceMS = 250                    // paho Disconnect quiesce, milliseconds
+	keepAlive           = 30 * time.Second       // MQTT keep-alive
 	subscribeRetryMin   = 500 * time.Millisecond
 	subscribeRetryMax   = 5 * time.Second
 )
@@ -95,7 +100,8 @@ type Options struct {
 	// OnMessage is called for every message on those filters, one at a time
 	// and in arrival order, on a goroutine owned by Run. It should return
 	// quickly: while it runs, further messages wait in a bounded queue and are
-	// dropped (with a log line) when that queue is full.
+	// dropped (with a rate-limited log line) when that queue stays full for
+	// a quarter of a second.
 	OnMessage func(Message)
 	// OnConnect is called after each successful (re)connect, once the
 	// subscriptions are acknowledged, on a goroutine owned by Run. Run waits
@@ -121,10 +127,12 @@ type Client struct {
 	opts   Options
 	broker string // URL with any password redacted, for logs
 	log    *slog.Logger
+	warn   *logthrottle.Limiter // for drops a flood of messages can cause
 	pc     paho.Client
 	isOpen func() bool // reports an open connection; pc.IsConnectionOpen except in tests
 
 	outbox chan outMsg
+	room   chan struct{} // a slot in the outbox came free (for Deliver)
 	inbox  chan Message
 	events chan event
 	done   chan struct{} // closed when Run returns
@@ -151,12 +159,21 @@ type outMsg struct {
 	qos      byte
 	retained bool
 	payload  []byte
+	done     func(delivered bool) // Deliver's receipt; nil for Publish
+}
+
+// report calls the receipt, if any.
+func (m outMsg) report(delivered bool) {
+	if m.done != nil {
+		m.done(delivered)
+	}
 }
 
 type inflight struct {
 	topic    string
 	tok      paho.Token
 	deadline time.Time
+	done     func(delivered bool)
 }
 
 // event is a connection state change reported by paho's callbacks.
@@ -212,7 +229,9 @@ func New(o Options) (*Client, error) {
 		opts:   o,
 		broker: u.Redacted(),
 		log:    o.Logger,
+		warn:   logthrottle.New(o.Logger, logthrottle.DefaultBurst, logthrottle.DefaultWindow),
 		outbox: make(chan outMsg, o.OutboxSize),
+		room:   make(chan struct{}, 1),
 		inbox:  make(chan Message, inboxSize),
 		events: make(chan event, eventQueueSize),
 		done:   make(chan struct{}),
@@ -326,6 +345,68 @@ func (c *Client) PublishWait(ctx context.Context, topic string, qos byte, retain
 	return nil
 }
 
+// Deliver is Publish with flow control and a receipt. When the outbox is
+// full it waits for room, at most Timeout and no longer than ctx, instead of
+// dropping the message (it never waits for a PUBACK). done, when not nil, is
+// called exactly once: delivered is true when the broker acknowledged the
+// message (QoS 1/2) or paho wrote it (QoS 0), false when it was dropped (not
+// connected, shutting down, no room in time, invalid) or not acknowledged
+// within Timeout of its hand-over to paho (a connection lost meanwhile). It
+// runs on the caller's goroutine for a message dropped at once, else on a
+// goroutine owned by Run, and must not block. A false receipt does not prove
+// the broker lacks the message: a PUBACK lost with the connection looks the
+// same.
+func (c *Client) Deliver(ctx context.Context, topic string, qos byte, retained bool, payload []byte, done func(delivered bool)) {
+	m := outMsg{topic: topic, qos: qos, retained: retained, done: done}
+	if err := checkPublish(topic, qos); err != nil {
+		c.log.Warn("mqtt publish dropped: invalid", "topic", topic, "err", err)
+		m.report(false)
+		return
+	}
+	m.payload = bytes.Clone(payload)
+	var t *time.Timer
+	for {
+		// The lock is held only to enqueue, never while waiting, so that
+		// shutdown (which takes it to stop publishes ahead of the will) and
+		// Publish never wait behind a full outbox.
+		c.pubMu.RLock()
+		switch {
+		case c.closing.Load():
+			c.pubMu.RUnlock()
+			c.log.Warn("mqtt publish dropped: shutting down", "topic", topic)
+			m.report(false)
+			return
+		case !c.isOpen():
+			c.pubMu.RUnlock()
+			c.log.Debug("mqtt publish dropped: not connected", "topic", topic)
+			m.report(false)
+			return
+		}
+		select {
+		case c.outbox <- m:
+			c.pubMu.RUnlock()
+			return
+		default:
+		}
+		c.pubMu.RUnlock()
+		if t == nil {
+			t = time.NewTimer(c.opts.Timeout)
+			defer t.Stop()
+		}
+		select {
+		case <-c.room:
+		case <-t.C:
+			c.log.Warn("mqtt publish dropped: outbox full", "topic", topic, "outbox_size", cap(c.outbox), "waited", c.opts.Timeout)
+			m.report(false)
+			return
+		case <-ctx.Done():
+			c.log.Warn("mqtt publish dropped: outbox full", "topic", topic, "outbox_size", cap(c.outbox), "err", ctx.Err())
+			m.report(false)
+			return
+		}
+	}
+}
+
 func checkPublish(topic string, qos byte) error {
 	if err := validateTopicName(topic); err != nil {
 		return err
@@ -364,6 +445,7 @@ func (c *Client) Run(ctx context.Context) error {
 	wg.Go(func() { defer close(acksDone); c.runAcks(ackCtx, pending) })
 	wg.Go(func() { defer close(eventsDone); c.runEvents(ctx) })
 	wg.Go(func() { c.runInbox(ctx) })
+	wg.Go(func() { c.warn.Run(ctx) })
 
 	c.log.Info("mqtt connecting", "broker", c.broker, "client_id", c.opts.ClientID)
 	wg.Go(func() { defer close(connDone); c.keepConnected(ctx) })
@@ -541,7 +623,10 @@ func (c *Client) subscribe(ctx context.Context) (refused []string, err error) {
 }
 
 // handleMessage is paho's message handler. It runs on paho's router goroutine
-// and must never block: it only enqueues.
+// and only enqueues. When the queue is full (a burst: the retained messages
+// a broker sends at subscribe time, a flood) it waits at most inboxWait for
+// room, which slows the broker down instead of dropping, and then drops with
+// a rate-limited log line.
 func (c *Client) handleMessage(_ paho.Client, m paho.Message) {
 	msg := Message{
 		Topic:     m.Topic(),
@@ -553,8 +638,16 @@ func (c *Client) handleMessage(_ paho.Client, m paho.Message) {
 	}
 	select {
 	case c.inbox <- msg:
+		return
 	default:
-		c.log.Warn("mqtt message dropped: handler queue full", "topic", msg.Topic, "queue_size", cap(c.inbox))
+	}
+	t := time.NewTimer(inboxWait)
+	defer t.Stop()
+	select {
+	case c.inbox <- msg:
+	case <-t.C:
+		c.warn.Warn("inbox full", "mqtt message dropped: handler queue full", "topic", msg.Topic, "queue_size", cap(c.inbox), "waited", inboxWait)
+	case <-c.done:
 	}
 }
 
@@ -580,6 +673,10 @@ func (c *Client) runOutbox(stop <-chan struct{}, pending chan<- inflight) {
 	for {
 		select {
 		case m := <-c.outbox:
+			select {
+			case c.room <- struct{}{}:
+			default:
+			}
 			c.send(m, pending)
 		case <-stop:
 			c.drain(pending)
@@ -594,9 +691,10 @@ func (c *Client) drain(pending chan<- inflight) {
 		select {
 		case m := <-c.outbox:
 			if time.Now().After(deadline) {
+				m.report(false)
 				dropped := 1
 				for len(c.outbox) > 0 {
-					<-c.outbox
+					(<-c.outbox).report(false)
 					dropped++
 				}
 				c.log.Warn("mqtt publishes dropped at shutdown: drain took too long", "dropped", dropped)
@@ -615,12 +713,13 @@ func (c *Client) send(m outMsg, pending chan<- inflight) {
 	// reconnect: stale state we do not want, since OnConnect re-publishes.
 	if !c.isOpen() {
 		c.log.Debug("mqtt publish dropped: not connected", "topic", m.topic)
+		m.report(false)
 		return
 	}
 	// paho's Publish blocks at most WriteTimeout (= Timeout) handing the
 	// packet to its writer; it does not wait for the PUBACK.
 	tok := c.pc.Publish(m.topic, m.qos, m.retained, m.payload)
-	pending <- inflight{topic: m.topic, tok: tok, deadline: time.Now().Add(c.opts.Timeout)}
+	pending <- inflight{topic: m.topic, tok: tok, deadline: time.Now().Add(c.opts.Timeout), done: m.done}
 }
 
 // runAcks checks publish tokens in the order they were issued and logs
@@ -629,6 +728,9 @@ func (c *Client) send(m outMsg, pending chan<- inflight) {
 func (c *Client) runAcks(ctx context.Context, pending <-chan inflight) {
 	for p := range pending {
 		err := waitCtx(ctx, p.tok, time.Until(p.deadline))
+		if p.done != nil {
+			p.done(err == nil)
+		}
 		switch {
 		case err == nil:
 		case ctx.Err() != nil:

@@ -1,0 +1,160 @@
+package bridge
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"time"
+
+	"github.com/sesame2mqtt/sesame2mqtt/pkg/hass"
+	"github.com/sesame2mqtt/sesame2mqtt/pkg/statefile"
+)
+
+// The state file: per lock, the last status read (with its read_at) and the
+// state the lock entity showed. It lets a restart show the last known state
+// at once and skip reading locks that were read recently.
+const stateFileVersion = 1
+
+type stateFile struct {
+	Version int                  `json:"version"`
+	Locks   map[string]savedLock `json:"locks"` // by lock id
+}
+
+type savedLock struct {
+	State  hass.LockState `json:"state"`
+	Status hass.Status    `json:"status"`
+}
+
+// maxStateFile bounds what is read: 500 locks take about 150 KB.
+const maxStateFile = 8 << 20
+
+// stateWriteEvery is the least time between two writes of the state file.
+const stateWriteEvery = time.Second
+
+// loadState restores what the state file says. A missing file is normal; a
+// bad one (or a bad entry) is logged and ignored: the locks are read anew.
+func (b *Bridge) loadState() {
+	if b.stateFile == "" {
+		return
+	}
+	sf, err := readStateFile(b.stateFile)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		b.log.Info("no lock state file yet; every lock is read at start", "path", b.stateFile)
+		return
+	case err != nil:
+		b.log.Warn("lock state file unreadable, ignoring it; every lock is read at start", "path", b.stateFile, "err", err)
+		return
+	}
+	restored := 0
+	for id, s := range sf.Locks {
+		w := b.byID[id]
+		if w == nil {
+			continue // no longer configured; dropped at the next write
+		}
+		if err := w.restore(s); err != nil {
+			w.log.Warn("lock state file: bad entry, ignoring it", "path", b.stateFile, "err", err)
+			continue
+		}
+		if s.State == hass.Jammed {
+			b.setJammed(id, true) // the door's LEDs show it too, until the lock is read
+		}
+		restored++
+	}
+	b.log.Info("lock states restored from the state file", "path", b.stateFile, "locks", restored)
+}
+
+func readStateFile(path string) (stateFile, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return stateFile{}, err
+	}
+	defer f.Close()
+	var sf stateFile
+	dec := json.NewDecoder(&limitedReader{f: f, n: maxStateFile})
+	if err := dec.Decode(&sf); err != nil {
+		return stateFile{}, fmt.Errorf("decode: %w", err)
+	}
+	if sf.Version != stateFileVersion {
+		return stateFile{}, fmt.Errorf("version %d, want %d", sf.Version, stateFileVersion)
+	}
+	return sf, nil
+}
+
+// limitedReader fails (rather than ends) past n bytes, so that a huge file
+// is an error and not a truncated document.
+type limitedReader struct {
+	f *os.File
+	n int64
+}
+
+func (r *limitedReader) Read(p []byte) (int, error) {
+	if r.n <= 0 {
+		return 0, fmt.Errorf("larger than %d bytes", maxStateFile)
+	}
+	if int64(len(p)) > r.n {
+		p = p[:r.n]
+	}
+	n, err := r.f.Read(p)
+	r.n -= int64(n)
+	return n, err
+}
+
+// stateChanged marks the state file for a write; it never blocks.
+func (b *Bridge) stateChanged() {
+	if b.stateFile == "" {
+		return
+	}
+	select {
+	case b.stateDirty <- struct{}{}:
+	default:
+	}
+}
+
+// persist writes the state file after changes, at most once per
+// stateWriteEvery, until ctx is done (Run writes the last one).
+func (b *Bridge) persist(ctx context.Context) {
+	if b.stateFile == "" {
+		return
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-b.stateDirty:
+		}
+		b.saveState()
+		t := time.NewTimer(stateWriteEvery)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// saveState writes every lock's entry; failures are logged, and the next
+// change tries again.
+func (b *Bridge) saveState() {
+	if b.stateFile == "" {
+		return
+	}
+	sf := stateFile{Version: stateFileVersion, Locks: make(map[string]savedLock, len(b.workers))}
+	for _, w := range b.workers {
+		if s, ok := w.saved(); ok {
+			sf.Locks[w.lock.ID] = s
+		}
+	}
+	data, err := json.Marshal(sf)
+	if err != nil {
+		b.log.Error("cannot encode the lock state file", "err", err)
+		return
+	}
+	if err := statefile.Write(b.stateFile, append(data, '\n')); err != nil {
+		b.log.Warn("saving the lock state file failed", "path", b.stateFile, "err", err)
+	}
+}
