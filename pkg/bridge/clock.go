@@ -64,7 +64,7 @@ func (b *Bridge) publishClock(again bool) {
 		return
 	}
 	b.cloudClock.last = payload
-	b.pub.Publish(b.topics.Clock(), 1, true, payload)
+	b.send(b.topics.Clock(), true, payload) // retained: waits for room, never dropped
 }
 
 // clockHint names the clock when a status read disagrees with the host's

@@ -115,12 +115,16 @@ func (b *Bridge) Tap(c nfc.Card, at time.Time) {
 	case access.Granted:
 		ev.EventType, ev.Holder, ev.Action = hass.EventAccessGranted, d.Holder, r.Action.String()
 		b.show(PatternCardRead) // before the command, whose own pattern follows
+		// The grant is queued (not sent: Publish never waits) before the
+		// command, so that it always comes before the command's own
+		// action_succeeded/action_failed, however fast that is.
+		b.publishJSON(b.topics.ReaderEvent(), false, ev)
 		if r.Action != CardNone {
-			// The command first: everything else is news about it.
 			w.submit(r.Action.hass(), d.Holder, at, b.tapHooks(d.Holder, w))
 		}
 		b.log.Info("card accepted", "holder", d.Holder, "card", hash, "action", r.Action.String())
 		b.publishTag(c)
+		return
 	case access.Denied, access.LockedOut:
 		ev.EventType = hass.EventAccessDenied
 		if r.AllTags && !c.Random() {
