@@ -19,11 +19,15 @@ type readKind int
 const (
 	readBackground readKind = iota + 1
 	readRefresh
+	readUnknown // a command's outcome is unknown: find out what the lock did
 )
 
 func (k readKind) String() string {
-	if k == readRefresh {
+	switch k {
+	case readRefresh:
 		return "refresh"
+	case readUnknown:
+		return "after a command with an unknown outcome"
 	}
 	return "background"
 }
@@ -238,6 +242,10 @@ func (w *worker) execute(j *job) {
 			w.interrupted(ctx, j, action, phaseSending, err)
 			return
 		}
+		if unanswered(err) {
+			w.unknownOutcome(j, action, err)
+			return
+		}
 		w.fail(ctx, j, action, err)
 		return
 	}
@@ -350,6 +358,27 @@ func (w *worker) interrupted(ctx context.Context, j *job, action hass.Action, ph
 		w.publishState(hass.Reset)
 		w.result(j, action, hass.ResultUnknown, "interrupted after the cloud accepted it (the bridge is shutting down): the lock was not read back")
 	}
+}
+
+// unanswered reports a command error after which the cloud may still have
+// carried the command out: no attempt got an answer (timeouts, dropped
+// connections), as opposed to an answer that refused it.
+func unanswered(err error) bool {
+	if _, answered := errors.AsType[*sesame.APIError](err); answered {
+		return false
+	}
+	return sesame.IsTransient(err) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// unknownOutcome ends a command the cloud never answered: it may have moved
+// the lock, so neither the old state nor "failed" would be the truth. The
+// state becomes unknown (None), the result "unknown", and one status read
+// follows to find out what the lock did.
+func (w *worker) unknownOutcome(j *job, action hass.Action, err error) {
+	w.log.Warn("command not answered by the cloud; its outcome is unknown, reading the lock", "command", action.String(), "err", err)
+	w.publishState(hass.Reset)
+	w.result(j, action, hass.ResultUnknown, "the Sesame cloud did not answer, so it may have carried the command out: "+describeErr(err, w.b.timing.Freshness)+"; reading the lock")
+	w.requestRead(readUnknown)
 }
 
 // fail ends a command that could not be sent, and puts the last confirmed
