@@ -70,6 +70,13 @@ type raw struct {
 	MQTTClientCert string `envconfig:"MQTT_CLIENT_CERT" desc:"PEM file of the client certificate for brokers that require one; with MQTT_CLIENT_KEY"`
 	MQTTClientKey  string `envconfig:"MQTT_CLIENT_KEY" desc:"PEM file of the client certificate's private key (unencrypted); with MQTT_CLIENT_CERT"`
 	// --- end MQTT over TLS ---
+
+	// --- the access page (web.go) ---
+	WebListen         string `envconfig:"WEB_LISTEN" desc:"host:port of the access page outside Home Assistant (127.0.0.1:8099, :8099); empty = no page"`
+	WebPassword       string `envconfig:"WEB_PASSWORD" desc:"password of the access page; required unless WEB_LISTEN is a loopback address; at least 8 characters"`
+	IngressListen     string `envconfig:"INGRESS_LISTEN" desc:"host:port of Home Assistant's ingress listener (the add-on sets :8099); empty = off"`
+	IngressSupervisor string `envconfig:"INGRESS_SUPERVISOR" default:"172.30.32.2" desc:"the only address the ingress listener serves (Home Assistant's Supervisor)"`
+	// --- end access page ---
 }
 
 // host holds the variables that only locate the default STATE_DIR. They
@@ -119,6 +126,8 @@ type Config struct {
 	Warnings []string
 
 	MQTTTLS MQTTTLS // TLS material for the broker; zero: system roots, no client certificate
+
+	Web Web // the access page (web.go)
 }
 
 // Load reads the process environment through envconfig and validates it.
@@ -205,6 +214,7 @@ func (c Config) Redacted() map[string]any {
 			"client_cert": c.MQTTTLS.CertFile,
 			"client_key":  c.MQTTTLS.KeyFile,
 		},
+		"web": c.Web.redacted(),
 	}
 }
 
@@ -278,11 +288,13 @@ func validate(r raw, h host) (Config, error) {
 	errs = append(errs, more...)
 	c.MQTTTLS, more = parseMQTTTLS(r, c.MQTTURL) // MQTT over TLS (tls.go)
 	errs = append(errs, more...)
+	c.Web, more = parseWeb(r) // the access page (web.go)
+	errs = append(errs, more...)
 
 	if len(errs) > 0 {
 		return Config{}, errors.Join(capTotal(errs)...)
 	}
-	c.Warnings = warnings(r)
+	c.Warnings = append(warnings(r), webWarnings(r)...)
 	return c, nil
 }
 
