@@ -27,12 +27,17 @@ var contract = []string{
 	"NFC_DEVICE", "NFC_CARDS", "NFC_ACTION", "NFC_LOCK", "NFC_TAG_SCANNER", "NFC_HOLD_OFF",
 	"LED_GREEN_PIN", "LED_RED_PIN", "BUZZER_PIN", "LED_ACTIVE_LOW",
 	"MQTT_CA_FILE", "MQTT_CLIENT_CERT", "MQTT_CLIENT_KEY",
+	"WEB_LISTEN", "WEB_PASSWORD", "INGRESS_LISTEN", "INGRESS_SUPERVISOR",
 }
 
 // notOptions are the contract's variables deliberately not offered as
 // add-on options, and why.
 var notOptions = map[string]string{
-	"STATE_DIR": "fixed to /data, the add-on's persistent folder that backups include (Prepare sets it); nothing for the user to choose",
+	"STATE_DIR":          "fixed to /data, the add-on's persistent folder that backups include (Prepare sets it); nothing for the user to choose",
+	"WEB_LISTEN":         "the add-on's page is Home Assistant's ingress panel (HA logs the user in); a second, password-protected port would bypass HA's login and is for installs outside HA",
+	"WEB_PASSWORD":       "only with WEB_LISTEN",
+	"INGRESS_LISTEN":     "fixed to :8099, the manifest's ingress_port (Prepare sets it)",
+	"INGRESS_SUPERVISOR": "fixed: the Supervisor's address on the add-ons' network, 172.30.32.2",
 }
 
 // configVars are the variables pkg/config documents in its usage table
