@@ -175,7 +175,7 @@ func TestIngressBasePathAndEditor(t *testing.T) {
 	if code != http.StatusSeeOther || hdr.Get("Location") != ingressP+"/cards?done=disabled" {
 		t.Fatalf("disable: %d to %q", code, hdr.Get("Location"))
 	}
-	if got := f.Calls[len(f.Calls)-1]; got != "enabled Alice=false by Bob (HA user)" {
+	if got := f.LastCall(); got != "enabled Alice=false by Bob (HA user)" {
 		t.Errorf("recorded %q", got)
 	}
 
@@ -230,8 +230,8 @@ func TestCSRFRefused(t *testing.T) {
 			}
 		}
 	}
-	if len(f.Calls) != 0 || f.Enrolling() || len(f.Cards()) != 2 {
-		t.Errorf("refused requests changed something: %v", f.Calls)
+	if len(f.Calls()) != 0 || f.Enrolling() || len(f.Cards()) != 2 {
+		t.Errorf("refused requests changed something: %v", f.Calls())
 	}
 	// The right token from the same origin works (Origin = Host, no Sec-Fetch-Site).
 	h := ingressHeaders("Bob")
@@ -390,8 +390,8 @@ func TestEditValidation(t *testing.T) {
 			t.Errorf("%s=%q: no field message", c.field, c.value)
 		}
 	}
-	if len(f.Calls) != 0 {
-		t.Errorf("invalid forms were saved: %v", f.Calls)
+	if len(f.Calls()) != 0 {
+		t.Errorf("invalid forms were saved: %v", f.Calls())
 	}
 	code, _, _ := post(t, noRedirect, u+"/cards/"+aliceUID, good, h)
 	if code != http.StatusSeeOther {

@@ -31,7 +31,23 @@ type Fake struct {
 	subs   map[chan struct{}]struct{}
 	Now    func() time.Time
 	Loc    *time.Location
-	Calls  []string // "save Alice by Bob (HA user)", ...
+	calls  []string // "save Alice by Bob (HA user)", ...
+}
+
+// Calls returns the changes made so far, oldest first.
+func (f *Fake) Calls() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.calls)
+}
+
+// LastCall is the latest change, or "".
+func (f *Fake) LastCall() string {
+	c := f.Calls()
+	if len(c) == 0 {
+		return ""
+	}
+	return c[len(c)-1]
 }
 
 // New returns a fake with the given doors (the first is the reader's).
@@ -101,7 +117,7 @@ func (f *Fake) Save(c web.Card, editor string) error {
 		c.AddedBy, c.AddedAt = old.AddedBy, old.AddedAt
 	}
 	f.cards[c.UID] = c
-	f.Calls = append(f.Calls, "save "+c.Name+" by "+editor)
+	f.calls = append(f.calls, "save "+c.Name+" by "+editor)
 	f.changed()
 	return nil
 }
@@ -118,7 +134,7 @@ func (f *Fake) Remove(uid, editor string) error {
 		return errors.New("the card is managed by the configuration")
 	}
 	delete(f.cards, uid)
-	f.Calls = append(f.Calls, "remove "+c.Name+" by "+editor)
+	f.calls = append(f.calls, "remove "+c.Name+" by "+editor)
 	f.changed()
 	return nil
 }
@@ -136,7 +152,7 @@ func (f *Fake) SetEnabled(uid string, on bool, editor string) error {
 	}
 	c.Enabled, c.UpdatedBy, c.UpdatedAt = on, editor, f.Now()
 	f.cards[uid] = c
-	f.Calls = append(f.Calls, fmt.Sprintf("enabled %s=%v by %s", c.Name, on, editor))
+	f.calls = append(f.calls, fmt.Sprintf("enabled %s=%v by %s", c.Name, on, editor))
 	f.changed()
 	return nil
 }
