@@ -282,8 +282,8 @@ var conditions = [numConditions + 1]Sequence{
 	},
 	Enrolling: {
 		Name:     "enrolling",
-		Green:    Track{on(500), off(500)},
-		Red:      Track{off(500), on(500)},
+		Green:    Track{on(450), off(550)},
+		Red:      Track{off(500), on(450), off(50)},
 		Loop:     true,
 		Priority: 4,
 		Meaning:  "waiting for the card to enroll (up to 30 s); the next tap adds it and opens nothing",
