@@ -230,3 +230,26 @@ func (e Entry) clone() Entry {
 	e.Doors = slices.Clone(e.Doors)
 	return e
 }
+
+// EnrollEvent is one step of an enrollment by tapping.
+type EnrollEvent struct {
+	Kind    string // "waiting", "enrolled", "already_listed", "random_uid", "changing_idm", "timeout", "cancelled"
+	Name    string
+	UID     string // the full UID only in the "enrolled" event (to confirm it); "" otherwise
+	Message string // one sentence for the user
+}
+
+// Enrollment event kinds.
+const (
+	EnrollWaiting       = "waiting"
+	EnrollEnrolled      = "enrolled"
+	EnrollAlreadyListed = "already_listed"
+	EnrollRandomUID     = "random_uid"
+	EnrollChangingIDm   = "changing_idm"
+	EnrollTimeout       = "timeout"
+	EnrollCancelled     = "cancelled"
+)
+
+// DoorStatus is one lock as the page shows it; State as on MQTT: LOCKED,
+// UNLOCKED, ..., None.
+type DoorStatus struct{ ID, Name, State string }

@@ -83,6 +83,7 @@ type List struct {
 	recs     map[string]*stored // by UID, tombstones included
 	clock    uint64
 	lastGood []byte // the file's content as last written or read
+	dirty    bool   // merged changes not written yet
 	onChange []func()
 }
 
@@ -309,7 +310,9 @@ func (l *List) edit(uid string, f func(old *stored) (Record, error)) (Record, er
 	l.clock++
 	r.Version, r.Node = l.clock, l.node
 	l.recs[uid] = &stored{Record: r, Pending: l.node != ""}
+	dirty := l.dirty
 	data, err := l.encodeLocked()
+	l.dirty = false
 	l.mu.Unlock()
 	if err == nil {
 		err = l.write(data)
@@ -322,6 +325,7 @@ func (l *List) edit(uid string, f func(old *stored) (Record, error)) (Record, er
 			l.recs[uid] = old
 		}
 		l.clock = clock
+		l.dirty = dirty
 		l.mu.Unlock()
 		return Record{}, fmt.Errorf("access list: not saved: %w", err)
 	}
@@ -329,54 +333,62 @@ func (l *List) edit(uid string, f func(old *stored) (Record, error)) (Record, er
 	return r, nil
 }
 
-// Merge takes a record from the shared topic. It reports whether the list
-// changed; when this list holds a newer version of that card, ours is it
-// (to be published again, so that the broker keeps the newest).
-func (l *List) Merge(r Record) (changed bool, ours *Record, err error) {
+// Merge takes a record from the shared topic, in memory: Flush writes
+// the file (the caller batches, since a reconnect brings every card at
+// once). It reports whether the list changed. When this list holds a newer
+// version of the card, that version is marked pending again, to be
+// published so that the broker keeps the newest.
+func (l *List) Merge(r Record) (changed bool, err error) {
 	if !r.Deleted {
 		if err := r.Entry.Normalize(); err != nil {
-			return false, nil, err
+			return false, err
 		}
 	} else if uid, ok := CanonicalUID(r.UID); ok {
 		r.UID = uid
 	} else {
-		return false, nil, FieldError{"UID", "not a card UID"}
+		return false, FieldError{"UID", "not a card UID"}
 	}
 	r.Managed = false
-	l.wmu.Lock()
-	defer l.wmu.Unlock()
 	l.mu.Lock()
 	old := l.recs[r.UID]
 	if old != nil && !r.newer(old.Record) {
-		l.mu.Unlock()
-		if old.Record.newer(r) {
-			mine := old.Record
-			mine.Entry = mine.Entry.clone()
-			return false, &mine, nil
+		if old.Record.newer(r) && !old.Pending && l.node != "" {
+			old.Pending = true
+			l.dirty = true
 		}
-		return false, nil, nil // the same version: our own echo, or a copy
+		l.mu.Unlock()
+		return false, nil // older, or the same version: our own echo, or a copy
 	}
-	clock := l.clock
 	l.clock = max(l.clock, r.Version)
 	l.recs[r.UID] = &stored{Record: r}
+	l.dirty = true
+	l.mu.Unlock()
+	l.changed()
+	return true, nil
+}
+
+// Flush writes what Merge changed.
+func (l *List) Flush() error {
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	l.mu.Lock()
+	if !l.dirty {
+		l.mu.Unlock()
+		return nil
+	}
 	data, err := l.encodeLocked()
+	l.dirty = false
 	l.mu.Unlock()
 	if err == nil {
 		err = l.write(data)
 	}
 	if err != nil {
 		l.mu.Lock()
-		if old == nil {
-			delete(l.recs, r.UID)
-		} else {
-			l.recs[r.UID] = old
-		}
-		l.clock = clock
+		l.dirty = true
 		l.mu.Unlock()
-		return false, nil, fmt.Errorf("access list: not saved: %w", err)
+		return fmt.Errorf("access list: not saved: %w", err)
 	}
-	l.changed()
-	return true, nil, nil
+	return nil
 }
 
 // Pending are the local changes the shared topic has not confirmed.
