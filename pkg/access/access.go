@@ -1,5 +1,6 @@
-// Package access decides what a card tap may do: the allowlist, and the
-// lockout that stops someone trying card after card.
+// Package access decides what a card tap may do: the access list (cards,
+// their validity, hours and doors, kept in a file), the lockout that stops
+// someone trying card after card, the keyed UID hash and the access log.
 package access
 
 import (
@@ -10,19 +11,20 @@ import (
 	"github.com/sesame2mqtt/sesame2mqtt/pkg/nfc"
 )
 
-// Card is one allowlisted card.
+// Card is one card of the options (NFC_CARDS): a managed entry.
 type Card struct {
-	UID  []byte
-	Name string
+	UID    []byte
+	Name   string
+	Action string // "" = none; the bridge then uses its default
 }
 
 // Verdict is the outcome of one tap.
 type Verdict int
 
 const (
-	// Granted: the card is on the allowlist.
+	// Granted: the card is on the list and valid now, at this door.
 	Granted Verdict = iota + 1
-	// Denied: the card is not on the allowlist (or its UID is random).
+	// Denied: unknown (or random UID), or listed but not valid now (Reason).
 	Denied
 	// LockedOut: this unknown tap started a lockout.
 	LockedOut
@@ -47,7 +49,9 @@ func (v Verdict) String() string {
 // Decision is what Decide concluded.
 type Decision struct {
 	Verdict Verdict
-	Holder  string    // the card holder when Granted
+	Holder  string    // the card holder when the card is listed (granted or not)
+	Entry   Entry     // the card's entry when listed
+	Reason  string    // why not granted: ReasonUnknown, ReasonDisabled, ...
 	Random  bool      // the UID is a random one (a phone)
 	Until   time.Time // end of the lockout when LockedOut or Ignored
 }
@@ -60,10 +64,11 @@ const (
 	DefaultDuration = 60 * time.Second
 )
 
-// Policy holds the allowlist and the lockout state. It is not safe for
-// concurrent use: the reader's goroutine owns it.
+// Policy judges taps against the list and keeps the lockout. The lockout
+// is not safe for concurrent use: the reader's goroutine owns the Policy;
+// the list may be edited meanwhile from anywhere.
 type Policy struct {
-	cards    map[string]string // uppercase hex UID -> holder
+	list     *List
 	limit    int
 	window   time.Duration
 	duration time.Duration
@@ -72,39 +77,47 @@ type Policy struct {
 	until   time.Time   // lockout end
 }
 
-// New builds a policy with the default lockout.
+// New builds a policy over an in-memory list of the given cards.
 func New(cards []Card) *Policy {
-	p := &Policy{
-		cards:    make(map[string]string, len(cards)),
-		limit:    DefaultLimit,
-		window:   DefaultWindow,
-		duration: DefaultDuration,
-	}
+	entries := make([]Entry, 0, len(cards))
 	for _, c := range cards {
-		p.cards[key(c.UID)] = c.Name
+		entries = append(entries, Entry{UID: key(c.UID), Name: c.Name, Action: c.Action})
 	}
-	return p
+	return NewPolicy(NewList(entries))
 }
+
+// NewPolicy builds a policy with the default lockout over list.
+func NewPolicy(list *List) *Policy {
+	return &Policy{list: list, limit: DefaultLimit, window: DefaultWindow, duration: DefaultDuration}
+}
+
+// List is the policy's access list.
+func (p *Policy) List() *List { return p.list }
 
 func key(uid []byte) string { return strings.ToUpper(hex.EncodeToString(uid)) }
 
-// Known reports whether the card is on the allowlist (random UIDs never are).
+// Known reports whether the card is on the list (random UIDs never are).
 func (p *Policy) Known(c nfc.Card) bool {
 	if c.Random() {
 		return false
 	}
-	_, ok := p.cards[key(c.UID)]
+	_, ok := p.list.Lookup(key(c.UID))
 	return ok
 }
 
-// Decide judges one tap at time now.
-func (p *Policy) Decide(c nfc.Card, now time.Time) Decision {
+// Decide judges one tap at door (a lock id) at time now. Only unknown
+// cards count towards the lockout: a listed card outside its hours is
+// someone the list knows.
+func (p *Policy) Decide(c nfc.Card, now time.Time, door string) Decision {
 	if now.Before(p.until) {
-		return Decision{Verdict: Ignored, Until: p.until, Random: c.Random()}
+		return Decision{Verdict: Ignored, Until: p.until, Random: c.Random(), Reason: ReasonLockout}
 	}
 	if !c.Random() {
-		if name, ok := p.cards[key(c.UID)]; ok {
-			return Decision{Verdict: Granted, Holder: name}
+		if e, ok := p.list.Lookup(key(c.UID)); ok {
+			if why := e.Check(now, door, p.list.loc); why != "" {
+				return Decision{Verdict: Denied, Holder: e.Name, Entry: e, Reason: why}
+			}
+			return Decision{Verdict: Granted, Holder: e.Name, Entry: e}
 		}
 	}
 	// Unknown: count it, and lock out when too many came too fast.
@@ -118,7 +131,21 @@ func (p *Policy) Decide(c nfc.Card, now time.Time) Decision {
 	if len(p.unknown) >= p.limit {
 		p.unknown = p.unknown[:0]
 		p.until = now.Add(p.duration)
-		return Decision{Verdict: LockedOut, Until: p.until, Random: c.Random()}
+		return Decision{Verdict: LockedOut, Until: p.until, Random: c.Random(), Reason: ReasonUnknown}
 	}
-	return Decision{Verdict: Denied, Random: c.Random()}
+	return Decision{Verdict: Denied, Random: c.Random(), Reason: ReasonUnknown}
+}
+
+// ChangingID reports a card whose ID says it may change from one tap to
+// the next, so that enrolling it would enroll nothing: a random ISO14443A
+// UID (4 bytes starting 08: phones, privacy cards), and a FeliCa IDm
+// starting 02FE (the manufacturer code Android's host card emulation for
+// FeliCa, HCE-F, requires; an app or the system may pick a new IDm in that
+// range at any time). Cards issued by a manufacturer (Suica, office cards)
+// and Osaifu-Keitai's Mobile FeliCa chip keep their IDm.
+func ChangingID(c nfc.Card) bool {
+	if c.Random() {
+		return true
+	}
+	return c.Kind == nfc.FeliCa && len(c.UID) == 8 && c.UID[0] == 0x02 && c.UID[1] == 0xFE
 }

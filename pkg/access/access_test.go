@@ -37,7 +37,7 @@ func TestDecide(t *testing.T) {
 		{phone, Denied, "", true},
 	}
 	for _, tt := range tests {
-		d := p.Decide(tt.card, now)
+		d := p.Decide(tt.card, now, "door")
 		if d.Verdict != tt.verdict || d.Holder != tt.holder || d.Random != tt.random {
 			t.Errorf("Decide(%s) = %+v, want %v %q random=%v", tt.card.HexUID(), d, tt.verdict, tt.holder, tt.random)
 		}
@@ -53,25 +53,25 @@ func TestLockout(t *testing.T) {
 	t0 := time.Unix(1_800_000_000, 0)
 	// Four unknown taps in 60 s: denied.
 	for i := range 4 {
-		if d := p.Decide(stranger, t0.Add(time.Duration(i)*10*time.Second)); d.Verdict != Denied {
+		if d := p.Decide(stranger, t0.Add(time.Duration(i)*10*time.Second), "door"); d.Verdict != Denied {
 			t.Fatalf("tap %d = %v, want denied", i+1, d.Verdict)
 		}
 	}
 	// The fifth within the window starts the lockout.
 	fifth := t0.Add(59 * time.Second)
-	d := p.Decide(phone, fifth)
+	d := p.Decide(phone, fifth, "door")
 	if d.Verdict != LockedOut || !d.Until.Equal(fifth.Add(60*time.Second)) {
 		t.Fatalf("fifth unknown tap = %+v, want a lockout until %v", d, fifth.Add(60*time.Second))
 	}
 	// During the lockout even Alice is ignored.
-	if d := p.Decide(alice, fifth.Add(59*time.Second)); d.Verdict != Ignored || d.Holder != "" {
+	if d := p.Decide(alice, fifth.Add(59*time.Second), "door"); d.Verdict != Ignored || d.Holder != "" {
 		t.Fatalf("known card during lockout = %+v, want ignored", d)
 	}
 	// At its end cards work again, and the count started afresh.
-	if d := p.Decide(alice, fifth.Add(60*time.Second)); d.Verdict != Granted {
+	if d := p.Decide(alice, fifth.Add(60*time.Second), "door"); d.Verdict != Granted {
 		t.Fatalf("after the lockout = %+v, want granted", d)
 	}
-	if d := p.Decide(stranger, fifth.Add(61*time.Second)); d.Verdict != Denied {
+	if d := p.Decide(stranger, fifth.Add(61*time.Second), "door"); d.Verdict != Denied {
 		t.Fatalf("first unknown after the lockout = %+v, want denied", d)
 	}
 }
@@ -81,7 +81,7 @@ func TestLockoutWindowSlides(t *testing.T) {
 	t0 := time.Unix(1_800_000_000, 0)
 	// Unknown taps 20 s apart never have 5 within 60 s.
 	for i := range 20 {
-		if d := p.Decide(stranger, t0.Add(time.Duration(i)*20*time.Second)); d.Verdict != Denied {
+		if d := p.Decide(stranger, t0.Add(time.Duration(i)*20*time.Second), "door"); d.Verdict != Denied {
 			t.Fatalf("tap %d = %v, want denied", i+1, d.Verdict)
 		}
 	}

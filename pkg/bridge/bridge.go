@@ -124,6 +124,10 @@ type Options struct {
 	// the patterns Home Assistant may play through the reader device.
 	Feedback      Feedback
 	FeedbackNames []string
+	// SharedAccess is the topic prefix of the access list shared with the
+	// other bridges of a building (ACCESS_SHARED); "" keeps the list local.
+	// It needs a Reader.
+	SharedAccess string
 }
 
 // SourceHA is the history tag of commands that come from Home Assistant.
@@ -153,6 +157,7 @@ type Bridge struct {
 	feedback      Feedback
 	feedbackNames []string
 	rs            readerState
+	access        *Access // the access list's service; nil without a reader
 
 	cloudClock clockFeed // the Cloud's clock offset, when it measures one
 }
@@ -220,6 +225,7 @@ func New(o Options) (*Bridge, error) {
 		if r.Hash == nil {
 			return nil, errors.New("bridge: reader without a UID hash")
 		}
+		b.access = newAccess(b, r, o.SharedAccess)
 	}
 	b.loadState()
 	return b, nil
@@ -243,6 +249,7 @@ func (b *Bridge) OnConnect() {
 	if first {
 		b.show(PatternReady)
 	}
+	b.access.connected()
 }
 
 // announce publishes discovery documents, known states and the usage.
@@ -283,6 +290,12 @@ func (b *Bridge) HandleMessage(m mqtt.Message) {
 		return
 	case m.Topic == b.topics.ReaderFeedback():
 		b.handleFeedback(m)
+		return
+	case b.access != nil && b.isAccessTopic(m.Topic):
+		b.access.handleAccess(m)
+		return
+	case b.access != nil && b.access.shared != nil && b.access.shared.isTopic(m.Topic):
+		b.access.shared.handle(m)
 		return
 	}
 	// Everything below can be caused by any client of the broker: the
@@ -383,6 +396,9 @@ func (b *Bridge) Run(ctx context.Context) error {
 	g.Go(func() error { b.announcer(gctx); return nil })
 	g.Go(func() error { b.persist(gctx); return nil })
 	g.Go(func() error { b.runJanitor(gctx); return nil })
+	if b.access != nil {
+		g.Go(func() error { b.access.run(gctx); return nil })
+	}
 	err := g.Wait()
 	b.saveState()
 	return err
@@ -494,5 +510,6 @@ func (b *Bridge) send(topic string, retained bool, payload []byte) {
 // Subscriptions are the topic filters a bridge with these topics listens to;
 // the MQTT client subscribes to them on every connect.
 func Subscriptions(t hass.Topics) []string {
-	return append(t.CommandFilters(), t.HAStatus(), t.DeviceConfigFilter(), t.ReaderFeedback())
+	subs := append(t.CommandFilters(), t.HAStatus(), t.DeviceConfigFilter(), t.ReaderFeedback())
+	return append(subs, t.ReaderCommandTopics()...)
 }

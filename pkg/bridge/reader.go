@@ -73,9 +73,11 @@ func (a CardAction) hass() hass.Action {
 
 // Reader configures the card reader's part of the bridge.
 type Reader struct {
-	Policy *access.Policy // the allowlist; owned by the goroutine calling Tap
-	Action CardAction
-	LockID string // the lock allowed cards drive
+	Policy *access.Policy // the access list and the lockout; owned by the goroutine calling Tap
+	// Log is the access log; nil keeps one in memory.
+	Log    *access.Log
+	Action CardAction // the default action: cards of the options, enrolled cards
+	LockID string     // the lock allowed cards drive
 	// AllTags sends every card (except random UIDs) to HA's tag registry;
 	// otherwise only allowlisted cards.
 	AllTags bool
@@ -96,41 +98,64 @@ type readerState struct {
 
 // Tap handles one card tap. It must be called from one goroutine (the
 // reader's) and never blocks: the command goes to the lock's worker, the
-// messages to the outbox, the feedback to its own goroutine.
+// messages to the outbox, the feedback to its own goroutine. While an
+// enrollment waits, the tap enrolls the card and opens nothing.
 func (b *Bridge) Tap(c nfc.Card, at time.Time) {
 	r := b.reader
 	if r == nil {
 		return
 	}
+	if e := b.access.takeAny(); e != nil {
+		b.access.enrollTap(e, c)
+		return
+	}
 	hash := r.Hash(c.UID)
-	d := r.Policy.Decide(c, at)
+	d := r.Policy.Decide(c, at, r.LockID)
 	w := b.byID[r.LockID] // New checked that it exists
+	loc := r.Policy.List().Location()
 	ev := hass.AccessEvent{Holder: hass.UnknownHolder, CardType: c.Kind.String(), Action: CardNone.String(), Lock: w.lock.Name}
+	le := access.LogEntry{Time: at, Door: w.lock.Name, Card: hash, Result: access.ResultDenied, Reason: d.Reason, Holder: d.Holder}
 	switch d.Verdict {
 	case access.Ignored:
 		// Nothing is published; the person at the door sees why.
 		b.log.Debug("card ignored: lockout in force", "card", hash, "until", d.Until.UTC().Format(time.RFC3339))
 		b.show(PatternLockout)
+		b.access.log.Append(le)
 		return
 	case access.Granted:
-		ev.EventType, ev.Holder, ev.Action = hass.EventAccessGranted, d.Holder, r.Action.String()
+		action := cardAction(d.Entry.Action, r.Action)
+		ev.EventType, ev.Holder, ev.Action = hass.EventAccessGranted, d.Holder, action.String()
+		le.Result = access.ResultGranted
 		b.show(PatternCardRead) // before the command, whose own pattern follows
 		// The grant is queued (not sent: Publish never waits) before the
 		// command, so that it always comes before the command's own
 		// action_succeeded/action_failed, however fast that is.
 		b.publishJSON(b.topics.ReaderEvent(), false, ev)
-		if r.Action != CardNone {
-			w.submit(r.Action.hass(), d.Holder, at, b.tapHooks(d.Holder, w))
+		if action != CardNone {
+			// The access log gets the tap with its command's outcome.
+			w.submit(action.hass(), d.Holder, at, b.tapHooks(d.Holder, w, le))
+		} else {
+			b.access.log.Append(le)
 		}
-		b.log.Info("card accepted", "holder", d.Holder, "card", hash, "action", r.Action.String())
+		b.log.Info("card accepted", "holder", d.Holder, "card", hash, "action", action.String())
 		b.publishTag(c)
 		return
 	case access.Denied, access.LockedOut:
-		ev.EventType = hass.EventAccessDenied
+		ev.EventType, ev.Reason = hass.EventAccessDenied, d.Reason
+		ev.Message = reasonMessage(d, w.lock.Name, loc)
+		if d.Holder != "" {
+			// Listed, but not now or not here: named, not counted for the
+			// lockout, and in the tag registry as a known card.
+			ev.Holder = d.Holder
+			b.log.Warn("card refused", logAttrs(d, hash)...)
+			b.publishTag(c)
+			b.show(PatternDenied)
+			break
+		}
 		if r.AllTags && !c.Random() {
 			ev.UID = c.HexUID()
 		}
-		b.log.Warn("unknown card refused", "card", hash, "random_uid", d.Random)
+		b.log.Warn("unknown card refused", "card", hash, "random_uid", d.Random, "reason", d.Reason)
 		if r.AllTags && !c.Random() {
 			b.publishTag(c)
 		}
@@ -138,6 +163,7 @@ func (b *Bridge) Tap(c nfc.Card, at time.Time) {
 			b.show(PatternDenied)
 		}
 	}
+	b.access.log.Append(le)
 	b.publishJSON(b.topics.ReaderEvent(), false, ev)
 	if d.Verdict == access.LockedOut {
 		until := d.Until.UTC().Format(time.RFC3339)
@@ -146,9 +172,26 @@ func (b *Bridge) Tap(c nfc.Card, at time.Time) {
 		b.show(PatternLockout)
 		b.publishJSON(b.topics.ReaderEvent(), false, hass.AccessEvent{
 			EventType: hass.EventLockout, Holder: hass.UnknownHolder, CardType: c.Kind.String(),
-			Action: CardNone.String(), Lock: ev.Lock, Until: until,
+			Action: CardNone.String(), Lock: ev.Lock, Until: until, Reason: access.ReasonLockout,
+			Message: reasonMessage(access.Decision{Reason: access.ReasonLockout, Until: d.Until}, w.lock.Name, loc),
 		})
 	}
+}
+
+// cardAction is an entry's action; "" (a card of the options) is the
+// reader's default.
+func cardAction(s string, def CardAction) CardAction {
+	switch s {
+	case access.ActionToggle:
+		return CardToggle
+	case access.ActionUnlock:
+		return CardUnlock
+	case access.ActionLock:
+		return CardLock
+	case access.ActionNone:
+		return CardNone
+	}
+	return def
 }
 
 func (b *Bridge) publishTag(c nfc.Card) {
@@ -158,7 +201,7 @@ func (b *Bridge) publishTag(c nfc.Card) {
 }
 
 // tapHooks follow a card's command to the LEDs and the event entity.
-func (b *Bridge) tapHooks(holder string, w *worker) *hooks {
+func (b *Bridge) tapHooks(holder string, w *worker, le access.LogEntry) *hooks {
 	return &hooks{
 		sending: func(a hass.Action) {
 			if a == hass.ActionUnlock {
@@ -168,6 +211,8 @@ func (b *Bridge) tapHooks(holder string, w *worker) *hooks {
 			}
 		},
 		done: func(a hass.Action, outcome, detail string) {
+			le.Outcome = outcome
+			b.access.log.Append(le)
 			ev := hass.AccessEvent{EventType: hass.EventActionSucceeded, Holder: holder, Action: a.String(), Lock: w.lock.Name, Result: outcome, Detail: detail}
 			if outcome != hass.ResultSuccess {
 				ev.EventType = hass.EventActionFailed
@@ -296,13 +341,25 @@ func (b *Bridge) announceReader() {
 	if !b.hasReaderDevice() {
 		return
 	}
-	b.send(b.topics.DeviceConfig(b.discovery.ReaderDeviceID()), true,
-		hass.Marshal(b.discovery.ReaderConfig(hass.Reader{NFC: b.reader != nil, Feedback: b.feedbackNames})))
+	b.announceReaderConfig()
 	b.rs.mu.Lock()
 	if b.rs.status != nil {
 		b.send(b.topics.ReaderStatus(), true, b.rs.status)
 	}
 	b.rs.mu.Unlock()
+}
+
+// announceReaderConfig publishes the reader's discovery document (with the
+// card select's options) and the select's state.
+func (b *Bridge) announceReaderConfig() {
+	rd := hass.Reader{NFC: b.reader != nil, Feedback: b.feedbackNames}
+	if b.access != nil {
+		rd.Cards, _ = b.access.labels()
+	}
+	b.send(b.topics.DeviceConfig(b.discovery.ReaderDeviceID()), true, hass.Marshal(b.discovery.ReaderConfig(rd)))
+	if b.access != nil {
+		b.access.publishSelected()
+	}
 }
 
 func (b *Bridge) hasReaderDevice() bool { return b.reader != nil || len(b.feedbackNames) > 0 }

@@ -58,6 +58,8 @@ type Component struct {
 	StateUnlocking      string   `json:"state_unlocking,omitempty"`
 	StateJammed         string   `json:"state_jammed,omitempty"`
 	JSONAttributesTopic string   `json:"json_attributes_topic,omitempty"`
+	Options             []string `json:"options,omitempty"` // select
+	Max                 int      `json:"max,omitempty"`     // text: the longest value
 }
 
 // MarshalJSON encodes a component. A tag scanner is not an entity: it has

@@ -16,6 +16,8 @@ func (t Topics) LongestTopic(lockIDs []string) string {
 		t.DeviceConfig(d.BridgeDeviceID()), t.DeviceConfig(d.ReaderDeviceID()),
 	}
 	all = append(all, t.CommandFilters()...)
+	all = append(all, t.ReaderCommandTopics()...)
+	all = append(all, t.ReaderEnrollNameState(), t.ReaderCardState())
 	for _, id := range lockIDs {
 		all = append(all,
 			t.LockState(id), t.LockStatus(id), t.LockCommand(id), t.LockToggle(id),

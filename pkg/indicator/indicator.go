@@ -46,6 +46,9 @@
 //	  red        on 200ms, off 200ms, on 200ms, off 1.4s
 //	jammed       while set, priority 3, period 2s
 //	  red        on 1.5s, off 500ms
+//	enrolling    while set, priority 4, period 1s
+//	  green      on 450ms, off 550ms
+//	  red        off 500ms, on 450ms, off 50ms
 //
 // Every track ends off (a short trailing gap), so that consecutive
 // patterns are told apart. No pattern relies on the buzzer: without one,

@@ -168,6 +168,7 @@ const (
 	Offline Condition = iota + 1
 	ReaderGone
 	Jammed
+	Enrolling
 	numConditions = iota
 )
 
@@ -278,6 +279,14 @@ var conditions = [numConditions + 1]Sequence{
 		Loop:     true,
 		Priority: 3,
 		Meaning:  "a lock reports jammed",
+	},
+	Enrolling: {
+		Name:     "enrolling",
+		Green:    Track{on(450), off(550)},
+		Red:      Track{off(500), on(450), off(50)},
+		Loop:     true,
+		Priority: 4,
+		Meaning:  "waiting for the card to enroll (up to 30 s); the next tap adds it and opens nothing",
 	},
 }
 

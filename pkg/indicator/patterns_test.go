@@ -227,7 +227,7 @@ func TestStrings(t *testing.T) {
 			t.Errorf("got %q, want %q", tc.got, tc.want)
 		}
 	}
-	if Pattern(0).Sequence() != nil || Condition(4).Sequence() != nil {
+	if Pattern(0).Sequence() != nil || Condition(99).Sequence() != nil {
 		t.Error("an invalid pattern or condition has no sequence")
 	}
 }
