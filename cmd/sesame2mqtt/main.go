@@ -303,6 +303,10 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	// publishes "offline" and disconnects.
 	br.MQTTConnected(false) // the LEDs show offline until the first connect
 	g, gctx := errgroup.WithContext(ctx)
+	// The access page first: a port in use stops the start before anything runs.
+	if err := startWeb(gctx, g, cfg, br.Access(), log.With("component", "web")); err != nil {
+		return err
+	}
 	mqttCtx, stopMQTT := context.WithCancel(context.WithoutCancel(gctx))
 	defer stopMQTT()
 	g.Go(func() error { return mq.Run(mqttCtx) })

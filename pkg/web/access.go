@@ -85,8 +85,8 @@ type LogEntry struct {
 // LogFilter selects log entries; zero fields match everything.
 type LogFilter struct {
 	Person, Door, Result string
-	From, To             time.Time
-	Limit                int // 0 = 200
+	From, To             time.Time // From inclusive, To exclusive
+	Limit                int       // 0 = 200
 }
 
 // EnrollEvent is one step of an enrollment.

@@ -353,7 +353,7 @@ func (s *Server) logFilter(r *http.Request) (LogFilter, map[string]string, map[s
 		if err != nil {
 			errs["to"] = "A date like 2026-01-31."
 		} else {
-			f.To = t.AddDate(0, 0, 1).Add(-time.Nanosecond) // the whole day
+			f.To = t.AddDate(0, 0, 1) // the whole day (To is exclusive)
 		}
 	}
 	return f, errs, form

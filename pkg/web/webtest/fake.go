@@ -278,7 +278,7 @@ func match(e web.LogEntry, q web.LogFilter) bool {
 		(q.Door == "" || e.Door == q.Door) &&
 		(q.Result == "" || e.Result == q.Result) &&
 		(q.From.IsZero() || !e.Time.Before(q.From)) &&
-		(q.To.IsZero() || !e.Time.After(q.To))
+		(q.To.IsZero() || e.Time.Before(q.To))
 }
 
 // Log implements web.Access.
