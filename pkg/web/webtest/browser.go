@@ -6,6 +6,8 @@ package webtest
 import (
 	"context"
 	"fmt"
+	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -137,6 +139,8 @@ func IngressProxy(t testing.TB, backend, prefix, userID, user string) string {
 			r.Out.Host = r.In.Host // what HA's proxy keeps: the browser's origin
 		},
 		FlushInterval: -1, // event streams pass at once
+		// A page left mid-stream cancels its request: not worth a line.
+		ErrorLog: log.New(io.Discard, "", 0),
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

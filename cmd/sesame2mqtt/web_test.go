@@ -1,0 +1,179 @@
+package main
+
+// The access page end to end: the real binary with the simulated PN532
+// (through libnfc), a real Mosquitto and the Sesame fake, its ingress
+// listener behind a test proxy that plays the Supervisor (127.0.0.1 is
+// configured as its address), in a real headless Chromium.
+
+import (
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/sesame2mqtt/sesame2mqtt/pkg/mqtt/mosquittotest"
+	"github.com/sesame2mqtt/sesame2mqtt/pkg/nfc/pn532sim"
+	"github.com/sesame2mqtt/sesame2mqtt/pkg/nfc/pn532sim/pn532simtest"
+	"github.com/sesame2mqtt/sesame2mqtt/pkg/sesame"
+	"github.com/sesame2mqtt/sesame2mqtt/pkg/sesame/sesametest"
+	"github.com/sesame2mqtt/sesame2mqtt/pkg/web/webtest"
+)
+
+// waitHTTP waits up to 10 s for addr to answer.
+func waitHTTP(t *testing.T, u string) {
+	t.Helper()
+	c := &http.Client{Timeout: time.Second}
+	for range 100 {
+		if resp, err := c.Get(u); err == nil {
+			resp.Body.Close()
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("%s did not answer within 10 s", u)
+}
+
+func TestAccessPageEndToEnd(t *testing.T) {
+	needLibnfc(t)
+	ctx := webtest.Browser(t)
+	broker := mosquittotest.Start(t)
+	fake := newFake(t)
+	sim := pn532simtest.Start(t, "")
+	rec := broker.Subscribe(t, "sesame2mqtt/#")
+	ingress := freePort(t)
+	p := startProc(t, readerEnv(t, broker, fake, sim,
+		"INGRESS_LISTEN="+ingress, "INGRESS_SUPERVISOR=127.0.0.1", "NFC_HOLD_OFF=0s", "TZ=UTC"))
+	rec.WaitFor(t, "sesame2mqtt/reader/status", func(s string) bool { return strings.Contains(s, `"status":"connected"`) }, 10*time.Second)
+	rec.WaitFor(t, "sesame2mqtt/"+lockID+"/state", is("LOCKED"), 10*time.Second)
+	waitHTTP(t, "http://"+ingress+"/static/app.css")
+
+	const prefix = "/api/hassio_ingress/e2eT0ken"
+	base := webtest.IngressProxy(t, "http://"+ingress, prefix, "u-42", "Alice Admin") + prefix
+	dana := []byte{0x04, 0xc0, 0xff, 0xee, 0x11, 0x22, 0x33}
+	const danaUID = "04C0FFEE112233"
+
+	// Enroll Dana's card: the page waits, the card is tapped on the
+	// simulated reader, the page shows it.
+	webtest.Step(t, ctx, "start enrolling",
+		chromedp.Navigate(base+"/cards"),
+		chromedp.WaitVisible(chromedp.ID("cards")),
+		chromedp.SendKeys(chromedp.ID("enroll-name"), "Dana"),
+		chromedp.Click(chromedp.ID("enroll-start")),
+		chromedp.WaitVisible(chromedp.CSS("#enroll-steps li.ev-waiting")),
+	)
+	tap(sim, pn532sim.ISO14443A(dana))
+	webtest.Step(t, ctx, "enrolled",
+		chromedp.WaitVisible(chromedp.CSS(`#enroll-result[data-kind="enrolled"]`)),
+		webtest.Shot(t, "e2e-enroll"),
+	)
+	if r := webtest.Text(t, ctx, "#enroll-result"); !strings.Contains(r, "Dana") || !strings.Contains(r, danaUID) {
+		t.Errorf("enroll result %q", r)
+	}
+	webtest.Step(t, ctx, "Dana on the list",
+		chromedp.Click(chromedp.ID("back-to-cards")),
+		chromedp.WaitVisible(chromedp.CSS(`tr[data-name="Dana"]`)),
+		webtest.Shot(t, "e2e-cards"),
+	)
+	if posts := countPOSTs(fake); posts != 0 {
+		t.Fatalf("the enrolling tap sent %d commands", posts)
+	}
+
+	// Dana's tap opens the door: the Sesame fake's lock unlocks, and the
+	// status page shows it.
+	since := time.Now()
+	tap(sim, pn532sim.ISO14443A(dana))
+	rec.WaitForAfter(t, since, "sesame2mqtt/"+lockID+"/state", is("UNLOCKED"), 15*time.Second)
+	webtest.Step(t, ctx, "status",
+		chromedp.Navigate(base+"/status"),
+		chromedp.WaitVisible(chromedp.CSS("td.state-UNLOCKED")),
+		webtest.Shot(t, "e2e-status"),
+	)
+	if st := fake.State(lockUUID); st != sesame.StateUnlocked {
+		t.Errorf("the fake's lock is %v after Dana's tap", st)
+	}
+
+	// Hours that exclude now: the next tap is denied, with the reason.
+	now := time.Now().UTC()
+	from, to := now.Add(2*time.Hour).Format("15:04"), now.Add(3*time.Hour).Format("15:04")
+	webtest.Step(t, ctx, "hours that exclude now",
+		chromedp.Navigate(base+"/cards/"+danaUID),
+		chromedp.WaitVisible(chromedp.ID("edit-form")),
+		chromedp.SetValue(chromedp.ID("from"), from),
+		chromedp.SetValue(chromedp.ID("to"), to),
+		webtest.Shot(t, "e2e-edit"),
+		chromedp.Click(chromedp.ID("save")),
+		chromedp.WaitVisible(chromedp.CSS(".notice")),
+	)
+	posts := countPOSTs(fake)
+	since = time.Now()
+	tap(sim, pn532sim.ISO14443A(dana))
+	rec.WaitForAfter(t, since, "sesame2mqtt/reader/event", func(s string) bool { return strings.Contains(s, "access_denied") }, 5*time.Second)
+	webtest.Step(t, ctx, "the denial in the log",
+		chromedp.Navigate(base+"/log?person=Dana&result=denied"),
+		chromedp.WaitVisible(chromedp.ID("log")),
+		webtest.Shot(t, "e2e-log-denied"),
+	)
+	if l := webtest.Text(t, ctx, "#log tbody"); !strings.Contains(l, "outside its hours") {
+		t.Errorf("the log shows %q, want the denial outside the hours", l)
+	}
+	if n := countPOSTs(fake); n != posts {
+		t.Errorf("the denied tap sent a command")
+	}
+
+	// Remove the card; an unknown card's tap; the whole log.
+	webtest.Step(t, ctx, "remove",
+		chromedp.Navigate(base+"/cards"),
+		chromedp.Click(chromedp.CSS(`tr[data-name="Dana"] button.danger`)),
+		chromedp.WaitVisible(chromedp.CSS(".notice")),
+		chromedp.WaitNotPresent(chromedp.CSS(`tr[data-name="Dana"]`)),
+	)
+	since = time.Now()
+	tap(sim, pn532sim.ISO14443A(dana))
+	rec.WaitForAfter(t, since, "sesame2mqtt/reader/event", func(s string) bool { return strings.Contains(s, "access_denied") }, 5*time.Second)
+	webtest.Step(t, ctx, "the log",
+		chromedp.Navigate(base+"/log"),
+		chromedp.WaitVisible(chromedp.ID("log")),
+		webtest.Shot(t, "e2e-log"),
+	)
+	html, err := chromedp.Run(ctx, chromedp.OuterHTML(chromedp.CSS("html")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(html, danaUID) {
+		t.Error("the log page shows the removed (now unknown) card's UID")
+	}
+	for _, want := range []string{"enrolled", "granted", "outside its hours", "unknown card"} {
+		if !strings.Contains(html, want) {
+			t.Errorf("the log lacks %q", want)
+		}
+	}
+	// The ingress port refuses any other address than the Supervisor's:
+	// here a request from 127.0.0.2.
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}, Timeout: 5 * time.Second}
+	other := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DialContext: d.DialContext}}
+	resp, err := other.Get("http://" + ingress + "/cards")
+	if err != nil {
+		t.Fatalf("GET from 127.0.0.2: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("GET from 127.0.0.2: %d, want 403", resp.StatusCode)
+	}
+	p.terminate(t, 5*time.Second)
+	if logs := p.stderr.String(); strings.Contains(strings.ToUpper(logs), danaUID) {
+		t.Error("the log shows Dana's raw UID")
+	}
+}
+
+func countPOSTs(fake *sesametest.Server) int {
+	n := 0
+	for _, r := range fake.Requests() {
+		if r.Method == http.MethodPost {
+			n++
+		}
+	}
+	return n
+}
