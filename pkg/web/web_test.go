@@ -552,3 +552,22 @@ func TestServeStopsStreams(t *testing.T) {
 		t.Errorf("a stream's subscription outlived Serve")
 	}
 }
+
+// Names are text, never markup, on every page (the cards list's rows are
+// written without html/template: see rows.go).
+func TestHostileNamesEscaped(t *testing.T) {
+	f := newFake()
+	const evil = `"><script>alert(1)</script><img src=x onerror=alert(2)>&amp;'`
+	f.Add(web.Card{UID: "04AABBCCDDEE02", Name: evil, Action: "toggle", Enabled: true})
+	f.Tap("04AABBCCDDEE02")
+	u := serve(t, web.Options{Access: f, Ingress: true, Supervisor: "127.0.0.1"})
+	for _, p := range []string{"/cards", "/cards/04AABBCCDDEE02", "/log"} {
+		_, body := get(t, noRedirect, u+p, ingressHeaders("Bob"))
+		if strings.Contains(body, "<script>alert") || strings.Contains(body, "<img src=x") || strings.Contains(body, `"><script`) {
+			t.Errorf("GET %s: the name is markup:\n%s", p, body)
+		}
+		if !strings.Contains(body, "&lt;script&gt;alert(1)&lt;/script&gt;") {
+			t.Errorf("GET %s: the escaped name is missing", p)
+		}
+	}
+}
