@@ -6,9 +6,12 @@ package main
 // configured as its address), in a real headless Chromium.
 
 import (
+	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -23,7 +26,7 @@ import (
 )
 
 // waitHTTP waits up to 10 s for addr to answer.
-func waitHTTP(t *testing.T, u string) {
+func waitHTTP(t testing.TB, u string) {
 	t.Helper()
 	c := &http.Client{Timeout: time.Second}
 	for range 100 {
@@ -176,4 +179,72 @@ func countPOSTs(fake *sesametest.Server) int {
 		}
 	}
 	return n
+}
+
+// BenchmarkPageRSS: the bridge's resident memory with the page in use: 1,000
+// cards, the cards list, the log and the status loaded 20 times each, and
+// four open event streams (the bound: 25 MiB).
+func BenchmarkPageRSS(b *testing.B) {
+	b.Run("1-card-idle", func(b *testing.B) { pageRSS(b, 1, 0) })
+	b.Run("1000-cards-idle", func(b *testing.B) { pageRSS(b, 1000, 0) })
+	b.Run("1000-cards-in-use", func(b *testing.B) { pageRSS(b, 1000, 20) })
+}
+
+func pageRSS(b *testing.B, n, loads int) {
+	needLibnfc(b)
+	broker := mosquittotest.Start(b)
+	fake := newFake(b)
+	sim := pn532simtest.Start(b, "")
+	rec := broker.Subscribe(b, "sesame2mqtt/#")
+	cards := make([]string, n)
+	for i := range cards {
+		cards[i] = fmt.Sprintf("04%012X:Holder %04d", i, i)
+	}
+	ingress := freePort(b)
+	env := append(bridgeEnv(b, broker, fake), "NFC_DEVICE="+sim.Connstring(), "NFC_CARDS="+strings.Join(cards, ","),
+		"INGRESS_LISTEN="+ingress, "INGRESS_SUPERVISOR=127.0.0.1")
+	var worst float64
+	for range b.N {
+		p := startProc(b, env)
+		rec.WaitForAfter(b, time.Now().Add(-time.Second), "sesame2mqtt/"+lockID+"/state", nil, 10*time.Second)
+		waitHTTP(b, "http://"+ingress+"/static/app.css")
+		c := &http.Client{Timeout: 10 * time.Second}
+		get := func(path string) *http.Response {
+			req, _ := http.NewRequest(http.MethodGet, "http://"+ingress+path, nil)
+			req.Header.Set("X-Ingress-Path", "/api/hassio_ingress/bench")
+			resp, err := c.Do(req)
+			if err != nil {
+				b.Fatal(err)
+			}
+			return resp
+		}
+		var streams []*http.Response
+		for range min(loads, 4) {
+			streams = append(streams, get("/events"))
+		}
+		for range loads {
+			for _, path := range []string{"/cards", "/log", "/status"} {
+				resp := get(path)
+				size, _ := io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK || (path == "/cards" && n > 100 && size < 300_000) {
+					b.Fatalf("GET %s: %d, %d bytes", path, resp.StatusCode, size)
+				}
+			}
+		}
+		tap(sim, pn532sim.ISO14443A([]byte{0x04, 0, 0, 0, 0, 0, 7})) // a listed card: the streams signal
+		rss, err := vmRSS(p.cmd.Process.Pid)
+		if err != nil {
+			b.Fatal(err)
+		}
+		worst = max(worst, rss)
+		for _, s := range streams {
+			s.Body.Close()
+		}
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		<-p.waited
+		p.waited <- nil
+	}
+	b.ReportMetric(worst, "RSS-MiB")
+	b.ReportMetric(0, "ns/op")
 }
