@@ -248,3 +248,67 @@ func pageRSS(b *testing.B, n, loads int) {
 	b.ReportMetric(worst, "RSS-MiB")
 	b.ReportMetric(0, "ns/op")
 }
+
+// A page on the network without a password is a configuration error: exit
+// status 2, before anything listens or connects.
+func TestWebWithoutPasswordRefused(t *testing.T) {
+	broker := mosquittotest.Start(t)
+	fake := newFake(t)
+	port := freePort(t)
+	_, p, _ := net.SplitHostPort(port)
+	proc := startProc(t, append(bridgeEnv(t, broker, fake), "WEB_LISTEN=0.0.0.0:"+p))
+	proc.waitExit(t, 2, 10*time.Second)
+	if out := proc.stderr.String(); !strings.Contains(out, "configuration: WEB_LISTEN: \"0.0.0.0:"+p+"\" is not a loopback address, so the page needs WEB_PASSWORD") {
+		t.Errorf("stderr:\n%s", out)
+	}
+	if n := len(fake.Requests()); n != 0 {
+		t.Errorf("%d requests to the Sesame cloud", n)
+	}
+}
+
+// The standalone page: a wrong password refused after the delay, the right
+// one let in; the password never in the log.
+func TestStandalonePage(t *testing.T) {
+	broker := mosquittotest.Start(t)
+	fake := newFake(t)
+	rec := broker.Subscribe(t, "sesame2mqtt/#")
+	addr := freePort(t)
+	const pw = "s3cret-door-pass"
+	proc := startProc(t, append(bridgeEnv(t, broker, fake), "WEB_LISTEN="+addr, "WEB_PASSWORD="+pw))
+	rec.WaitFor(t, "sesame2mqtt/"+lockID+"/state", is("LOCKED"), 10*time.Second)
+	waitHTTP(t, "http://"+addr+"/static/app.css")
+	c := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := c.PostForm("http://"+addr+"/login", map[string][]string{"password": {"wrong"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("wrong password: %d", resp.StatusCode)
+	}
+	resp, err = c.PostForm("http://"+addr+"/login", map[string][]string{"password": {pw}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther || len(resp.Cookies()) != 1 || !resp.Cookies()[0].HttpOnly {
+		t.Errorf("right password: %d %v", resp.StatusCode, resp.Cookies())
+	}
+	req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/status", nil)
+	req.AddCookie(resp.Cookies()[0])
+	resp, err = c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	// Without a card reader the bridge has no Access service: the page
+	// says so and lists nothing.
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `<strong id="reader">none</strong>`) {
+		t.Errorf("status page: %d\n%s", resp.StatusCode, body)
+	}
+	proc.terminate(t, 5*time.Second)
+	if strings.Contains(proc.stderr.String(), pw) {
+		t.Error("the log shows WEB_PASSWORD")
+	}
+}
