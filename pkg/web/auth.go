@@ -22,6 +22,7 @@ const (
 	sessionCookie     = "s2m_session"
 	sessionTTL        = 12 * time.Hour
 	maxSessions       = 64 // the oldest is dropped beyond
+	maxLogins         = 4  // password checks at once; more are refused (429)
 	DefaultLoginDelay = time.Second
 )
 

@@ -154,8 +154,12 @@ func (s *Server) cancelEnroll(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) enrollPage(w http.ResponseWriter, r *http.Request) {
 	gen, events, active := s.enroll.snapshot()
+	var final *EnrollEvent
+	if n := len(events); n > 0 && !active && events[n-1].Final() {
+		final = &events[n-1]
+	}
 	s.render(w, r, http.StatusOK, "enroll", map[string]any{
-		"Gen": gen, "Events": events, "Active": active,
+		"Gen": gen, "Events": events, "Active": active, "Final": final,
 	})
 }
 

@@ -435,6 +435,15 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "forbidden: cross-site login", http.StatusForbidden)
 		return
 	}
+	// A few checks at once, each wrong one answered after the delay: a
+	// guesser gets a handful of tries a second, not thousands.
+	select {
+	case s.logins <- struct{}{}:
+		defer func() { <-s.logins }()
+	default:
+		http.Error(w, "too many login attempts at once; try again in a moment", http.StatusTooManyRequests)
+		return
+	}
 	if !s.passwordOK(r.PostFormValue("password")) {
 		s.log.Warn("web: wrong password", "remote", r.RemoteAddr)
 		t := time.NewTimer(s.loginDelay)

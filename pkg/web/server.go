@@ -55,6 +55,7 @@ type Server struct {
 
 	enroll   enrollment
 	sse      chan struct{} // a slot per open event stream
+	logins   chan struct{} // a slot per password being checked
 	wg       sync.WaitGroup
 	stopOnce sync.Once
 }
@@ -71,6 +72,7 @@ func New(o Options) (*Server, error) {
 		acc: o.Access, ingressOn: o.Ingress, password: o.Password,
 		loginDelay: o.LoginDelay, loc: o.Location, log: o.Logger, now: o.Now,
 		csrfKey: []byte(randomToken()), sse: make(chan struct{}, maxStreams),
+		logins: make(chan struct{}, maxLogins),
 	}
 	if s.loginDelay <= 0 {
 		s.loginDelay = DefaultLoginDelay
