@@ -18,18 +18,13 @@ type enrollment struct {
 	active bool
 	wake   chan struct{} // closed at every new event
 	done   chan struct{} // closed by Server.stop: the reader goroutine quits
-	once   sync.Once
 }
 
-func (e *enrollment) init() {
-	e.once.Do(func() {
-		e.wake = make(chan struct{})
-		e.done = make(chan struct{})
-	})
+func newEnrollment() enrollment {
+	return enrollment{wake: make(chan struct{}), done: make(chan struct{})}
 }
 
 func (e *enrollment) running() bool {
-	e.init()
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.active
@@ -37,7 +32,6 @@ func (e *enrollment) running() bool {
 
 // begin starts a new record, returning its generation.
 func (e *enrollment) begin() int {
-	e.init()
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.gen++
@@ -65,7 +59,6 @@ func (e *enrollment) broadcast() { close(e.wake); e.wake = make(chan struct{}) }
 // since returns the events of gen from index i, whether gen is over, and a
 // channel closed at the next change.
 func (e *enrollment) since(gen, i int) ([]EnrollEvent, bool, <-chan struct{}) {
-	e.init()
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if gen != e.gen {
@@ -79,7 +72,6 @@ func (e *enrollment) since(gen, i int) ([]EnrollEvent, bool, <-chan struct{}) {
 }
 
 func (e *enrollment) snapshot() (int, []EnrollEvent, bool) {
-	e.init()
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.gen, append([]EnrollEvent(nil), e.events...), e.active

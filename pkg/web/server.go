@@ -72,7 +72,7 @@ func New(o Options) (*Server, error) {
 		acc: o.Access, ingressOn: o.Ingress, password: o.Password,
 		loginDelay: o.LoginDelay, loc: o.Location, log: o.Logger, now: o.Now,
 		csrfKey: []byte(randomToken()), sse: make(chan struct{}, maxStreams),
-		logins: make(chan struct{}, maxLogins),
+		logins: make(chan struct{}, maxLogins), enroll: newEnrollment(),
 	}
 	if s.loginDelay <= 0 {
 		s.loginDelay = DefaultLoginDelay
@@ -196,7 +196,6 @@ func (s *Server) stop() {
 	if s.enroll.running() {
 		s.acc.CancelEnroll()
 	}
-	s.enroll.init()
 	s.stopOnce.Do(func() { close(s.enroll.done) })
 	s.wg.Wait()
 }
