@@ -19,6 +19,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"maps"
 	"os"
 	"os/exec"
@@ -424,52 +425,23 @@ func checkEntities(ctx context.Context, t *testing.T, h *ha, devices map[string]
 	for role, d := range devices {
 		roleOf[d.ID] = role
 	}
-	for id, e := range entities {
-		want, ok := wantEntities[id]
-		if !ok {
-			t.Errorf("%s (unique_id %s) is on our %s device but the README does not mention it", id, e.UniqueID, roleOf[e.DeviceID])
-			continue
+	// The registry is filled when the discovery arrives; states and
+	// attributes follow with the retained availability and status
+	// messages: poll until every promise holds, report what did not.
+	deadline := time.Now().Add(stepTimeout)
+	for {
+		problems := entityProblems(ctx, h, devices, entities, roleOf)
+		if len(problems) == 0 {
+			break
 		}
-		if e.Platform != "mqtt" {
-			t.Errorf("%s: platform %q, want mqtt", id, e.Platform)
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v:\n%s", stepTimeout, strings.Join(problems, "\n"))
 		}
-		if got := roleOf[e.DeviceID]; got != want.device {
-			t.Errorf("%s: on device %q, want the %s device", id, got, want.device)
+		select {
+		case <-ctx.Done():
+			t.Fatal(ctx.Err())
+		case <-time.After(500 * time.Millisecond):
 		}
-		if e.EntityCategory != want.category {
-			t.Errorf("%s: entity_category %q, want %q", id, e.EntityCategory, want.category)
-		}
-		if e.DisabledBy != "" {
-			t.Errorf("%s: disabled by %s", id, e.DisabledBy)
-		}
-		s, err := h.state(ctx, id)
-		if err != nil {
-			t.Errorf("%s: %v", id, err)
-			continue
-		}
-		wantFriendly := devices[want.device].Name
-		if want.name != "" {
-			wantFriendly += " " + want.name
-		}
-		if got := attr(s, "friendly_name"); got != wantFriendly {
-			t.Errorf("%s: friendly_name %q, want %q", id, got, wantFriendly)
-		}
-		for key, w := range map[string]string{"device_class": want.deviceClass, "unit_of_measurement": want.unit, "state_class": want.stateClass} {
-			if got := attr(s, key); got != w {
-				t.Errorf("%s: %s %q, want %q", id, key, got, w)
-			}
-		}
-		for _, a := range want.attributes {
-			if _, ok := s.Attributes[a]; !ok {
-				t.Errorf("%s: no attribute %q (has %v)", id, a, slices.Sorted(maps.Keys(s.Attributes)))
-			}
-		}
-		if s.State == "unavailable" {
-			t.Errorf("%s is unavailable while the bridge runs", id)
-		}
-	}
-	if t.Failed() {
-		t.FailNow()
 	}
 	// Values that prove the templates and topics are wired, not just present.
 	if s, _ := h.state(ctx, "event.sesame2mqtt_reader_access"); !slices.Equal(toStrings(s.Attributes["event_types"]),
@@ -490,6 +462,57 @@ func checkEntities(ctx context.Context, t *testing.T, h *ha, devices map[string]
 	if t.Failed() {
 		t.FailNow()
 	}
+}
+
+func entityProblems(ctx context.Context, h *ha, devices map[string]device, entities map[string]entity, roleOf map[string]string) []string {
+	var p []string
+	for _, id := range slices.Sorted(maps.Keys(entities)) {
+		e := entities[id]
+		want, ok := wantEntities[id]
+		if !ok {
+			p = append(p, fmt.Sprintf("%s (unique_id %s) is on our %s device but the README does not mention it", id, e.UniqueID, roleOf[e.DeviceID]))
+			continue
+		}
+		if e.Platform != "mqtt" {
+			p = append(p, fmt.Sprintf("%s: platform %q, want mqtt", id, e.Platform))
+		}
+		if got := roleOf[e.DeviceID]; got != want.device {
+			p = append(p, fmt.Sprintf("%s: on device %q, want the %s device", id, got, want.device))
+		}
+		if e.EntityCategory != want.category {
+			p = append(p, fmt.Sprintf("%s: entity_category %q, want %q", id, e.EntityCategory, want.category))
+		}
+		if e.DisabledBy != "" {
+			p = append(p, fmt.Sprintf("%s: disabled by %s", id, e.DisabledBy))
+		}
+		s, err := h.state(ctx, id)
+		if err != nil {
+			p = append(p, fmt.Sprintf("%s: %v", id, err))
+			continue
+		}
+		wantFriendly := devices[want.device].Name
+		if want.name != "" {
+			wantFriendly += " " + want.name
+		}
+		if got := attr(s, "friendly_name"); got != wantFriendly {
+			p = append(p, fmt.Sprintf("%s: friendly_name %q, want %q", id, got, wantFriendly))
+		}
+		for _, key := range []string{"device_class", "unit_of_measurement", "state_class"} {
+			w := map[string]string{"device_class": want.deviceClass, "unit_of_measurement": want.unit, "state_class": want.stateClass}[key]
+			if got := attr(s, key); got != w {
+				p = append(p, fmt.Sprintf("%s: %s %q, want %q", id, key, got, w))
+			}
+		}
+		for _, a := range want.attributes {
+			if _, ok := s.Attributes[a]; !ok {
+				p = append(p, fmt.Sprintf("%s: no attribute %q (has %v)", id, a, slices.Sorted(maps.Keys(s.Attributes))))
+			}
+		}
+		if s.State == "unavailable" {
+			p = append(p, id+" is unavailable while the bridge runs")
+		}
+	}
+	return p
 }
 
 func attr(s state, key string) string {
@@ -705,7 +728,8 @@ func (x *watch) accessEvent(ctx context.Context, from int, eventType string, att
 }
 
 // logRecordRE is the start of a record in home-assistant.log.
-var logRecordRE = regexp.MustCompile(`^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+ (DEBUG|INFO|WARNING|ERROR|CRITICAL) `)
+// "2026-12-02 01:45:18.346+00:00 ERROR (MainThread) [logger] message"
+var logRecordRE = regexp.MustCompile(`^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+(?:[+-]\d\d:\d\d)? (DEBUG|INFO|WARNING|ERROR|CRITICAL) \(`)
 
 // oursRE marks a record about MQTT, its discovery, our devices or entities,
 // or the entity platforms they use.
@@ -739,9 +763,16 @@ func checkLog(t *testing.T, path string) {
 		t.Fatal("Home Assistant's log is empty: wrong file?")
 	}
 	var ours, others []string
+	mqttRecords := 0
 	for _, r := range records {
 		m := logRecordRE.FindStringSubmatch(r)
-		if m == nil || m[1] == "DEBUG" || m[1] == "INFO" {
+		if m == nil {
+			continue
+		}
+		if m[1] == "DEBUG" || m[1] == "INFO" {
+			if strings.Contains(r, "[homeassistant.components.mqtt") {
+				mqttRecords++
+			}
 			continue
 		}
 		if oursRE.MatchString(r) {
@@ -750,6 +781,12 @@ func checkLog(t *testing.T, path string) {
 			others = append(others, r)
 		}
 	}
+	// The MQTT integration logs at debug level (e2e/configuration.yaml):
+	// none of its records found means this reads the wrong file or format.
+	if mqttRecords == 0 {
+		t.Fatalf("Home Assistant's log (%d records) has no record of the MQTT integration: wrong file, or its format changed", len(records))
+	}
+	t.Logf("e2e: %d log records, %d of the MQTT integration at debug/info level", len(records), mqttRecords)
 	for _, r := range others {
 		first, _, _ := strings.Cut(r, "\n")
 		t.Logf("e2e: (not ours) %s", first)

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"strings"
@@ -152,16 +153,82 @@ func (h *ha) addMQTT(ctx context.Context, host string, port int, user, pass stri
 	if step.Type != "form" || step.StepID != "broker" {
 		return step, fmt.Errorf("mqtt config flow: want the broker form, got %+v", step)
 	}
+	input, err := formDefaults(step.DataSchema)
+	if err != nil {
+		return step, fmt.Errorf("mqtt config flow, broker form: %w", err)
+	}
+	maps.Copy(input, map[string]any{"broker": host, "port": port, "username": user, "password": pass})
 	var done flowResult
-	if err := h.do(ctx, http.MethodPost, "/api/config/config_entries/flow/"+step.FlowID, map[string]any{
-		"broker": host, "port": port, "username": user, "password": pass,
-	}, &done); err != nil {
+	if err := h.do(ctx, http.MethodPost, "/api/config/config_entries/flow/"+step.FlowID, input, &done); err != nil {
 		return done, fmt.Errorf("mqtt config flow, broker step: %w", err)
 	}
 	if done.Type != "create_entry" {
 		return done, fmt.Errorf("mqtt config flow: want create_entry, got %+v", done)
 	}
 	return done, nil
+}
+
+// formDefaults fills a flow form as the frontend does when the user leaves
+// a field alone: every field with a default gets it, and every section
+// (type "expandable", collapsed or not) is sent as an object of its own
+// defaults; a required box nobody ticked is false, a required drop-down
+// without a default has its first option.
+func formDefaults(schema []json.RawMessage) (map[string]any, error) {
+	out := map[string]any{}
+	for _, raw := range schema {
+		var f struct {
+			Name     string                     `json:"name"`
+			Type     string                     `json:"type"`
+			Required bool                       `json:"required"`
+			Default  any                        `json:"default"`
+			Schema   []json.RawMessage          `json:"schema"`
+			Selector map[string]json.RawMessage `json:"selector"`
+		}
+		if err := json.Unmarshal(raw, &f); err != nil {
+			return nil, fmt.Errorf("field %s: %w", raw, err)
+		}
+		switch {
+		case f.Type == "expandable":
+			sub, err := formDefaults(f.Schema)
+			if err != nil {
+				return nil, fmt.Errorf("section %s: %w", f.Name, err)
+			}
+			out[f.Name] = sub
+		case f.Default != nil:
+			out[f.Name] = f.Default
+		case f.Required && f.Selector["boolean"] != nil:
+			out[f.Name] = false // an unticked box
+		case f.Required && f.Selector["select"] != nil:
+			first, err := firstOption(f.Selector["select"])
+			if err != nil {
+				return nil, fmt.Errorf("field %s: %w", f.Name, err)
+			}
+			out[f.Name] = first // the frontend preselects the first option
+		}
+	}
+	return out, nil
+}
+
+// firstOption is the first option of a select selector's configuration;
+// options are plain strings or {value, label}.
+func firstOption(cfg json.RawMessage) (any, error) {
+	var sel struct {
+		Options []json.RawMessage `json:"options"`
+	}
+	if err := json.Unmarshal(cfg, &sel); err != nil || len(sel.Options) == 0 {
+		return nil, fmt.Errorf("select without options: %s (%v)", cfg, err)
+	}
+	var s string
+	if json.Unmarshal(sel.Options[0], &s) == nil {
+		return s, nil
+	}
+	var o struct {
+		Value any `json:"value"`
+	}
+	if err := json.Unmarshal(sel.Options[0], &o); err != nil {
+		return nil, fmt.Errorf("select option %s: %w", sel.Options[0], err)
+	}
+	return o.Value, nil
 }
 
 // state is one entity's state as HA serves it.
