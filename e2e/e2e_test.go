@@ -39,6 +39,7 @@ const (
 	demoName    = "Demo door"
 	aliceUID    = "04A1B2C3D4E5F6"
 	strangerUID = "04112233"
+	phoneUID    = "089A017F" // a random UID (08...), as phones send
 	tapTopic    = "sesame2mqtt/demo/tap"
 )
 
@@ -232,18 +233,43 @@ func TestHomeAssistant(t *testing.T) {
 	ev.states(ctx, mark, lockID, "locking", "locked")
 	ev.accessEvent(ctx, mark, "action_succeeded", map[string]string{"holder": "Alice"})
 
-	step(t, "tap stranger (not allowlisted): tag_scanned, access_denied, the lock does not move")
+	step(t, "tap phone (a random UID): access_denied, and not a tag: HA's tag registry never sees it")
 	mark = ev.mark()
+	if err := h.call(ctx, "mqtt", "publish", map[string]any{"topic": tapTopic, "payload": "phone"}); err != nil {
+		t.Fatal(err)
+	}
+	ev.accessEvent(ctx, mark, "access_denied", map[string]string{"holder": "unknown", "uid": ""})
+
+	step(t, "tap stranger (not allowlisted): tag_scanned, access_denied with its uid, the lock does not move")
 	if err := h.call(ctx, "mqtt", "publish", map[string]any{"topic": tapTopic, "payload": "stranger"}); err != nil {
 		t.Fatal(err)
 	}
+	// Taps are handled in order and MQTT keeps the order: by the stranger's
+	// scan, a scan of the phone would have arrived.
 	ev.tagScanned(ctx, mark, strangerUID, readerDev)
 	ev.accessEvent(ctx, mark, "access_denied", map[string]string{"holder": "unknown", "uid": strangerUID})
+	if scans := ev.tagIDs(mark); slices.Contains(scans, phoneUID) || len(scans) != 1 {
+		t.Fatalf("tag_scanned since the phone's tap: %v, want only the stranger's %s", scans, strangerUID)
+	}
 	if s, err := h.state(ctx, lockID); err != nil || s.State != "locked" {
-		t.Fatalf("after the stranger's tap the lock is %q (%v), want locked", s.State, err)
+		t.Fatalf("after the unknown taps the lock is %q (%v), want locked", s.State, err)
 	}
 	if moved := ev.stateChanges(mark, lockID); len(moved) > 0 {
-		t.Fatalf("the stranger's tap moved the lock: %v", moved)
+		t.Fatalf("an unknown card moved the lock: %v", moved)
+	}
+	var tags []struct {
+		ID string `json:"id"`
+	}
+	if err := w.command(ctx, map[string]any{"type": "tag/list"}, &tags); err != nil {
+		t.Fatal(err)
+	}
+	var tagIDs []string
+	for _, tg := range tags {
+		tagIDs = append(tagIDs, tg.ID)
+	}
+	slices.Sort(tagIDs)
+	if want := []string{strangerUID, aliceUID}; !slices.Equal(tagIDs, want) {
+		t.Fatalf("Settings → Tags (tag/list) has %v, want %v", tagIDs, want)
 	}
 
 	step(t, "SIGTERM to the bridge: every entity of its devices becomes unavailable")
@@ -699,32 +725,47 @@ func (x *watch) tagScanned(ctx context.Context, from int, uid, deviceID string) 
 	}
 }
 
-// accessEvent waits for the Access event entity to report eventType, and
-// checks the attributes given.
-func (x *watch) accessEvent(ctx context.Context, from int, eventType string, attrs map[string]string) {
+// tagIDs lists the tag ids of the tag_scanned events since from.
+func (x *watch) tagIDs(from int) []string {
+	x.drain()
+	var out []string
+	for _, e := range x.seen[from:] {
+		var s struct {
+			TagID string `json:"tag_id"`
+		}
+		if e.EventType == "tag_scanned" && json.Unmarshal(e.Data, &s) == nil {
+			out = append(out, s.TagID)
+		}
+	}
+	return out
+}
+
+// accessEvent waits for the Access event entity to report eventType with
+// the attributes given, and returns its index in seen.
+func (x *watch) accessEvent(ctx context.Context, from int, eventType string, attrs map[string]string) int {
 	x.t.Helper()
 	const id = "event.sesame2mqtt_reader_access"
-	var got []string
+	var got []map[string]any
 	j := x.find(ctx, from, func(e wsEvent) bool {
 		c, ok := decodeChange(e)
 		if !ok || c.EntityID != id {
 			return false
 		}
-		got = append(got, attr(*c.NewState, "event_type"))
-		return attr(*c.NewState, "event_type") == eventType
+		got = append(got, c.NewState.Attributes)
+		if attr(*c.NewState, "event_type") != eventType {
+			return false
+		}
+		for k, v := range attrs {
+			if attr(*c.NewState, k) != v {
+				return false
+			}
+		}
+		return true
 	})
 	if j < 0 {
-		x.t.Fatalf("%s: no %s; event types seen: %v", id, eventType, got)
+		x.t.Fatalf("%s: no %s with %v; events seen: %v", id, eventType, attrs, got)
 	}
-	c, _ := decodeChange(x.seen[j])
-	for k, v := range attrs {
-		if g := attr(*c.NewState, k); g != v {
-			x.t.Errorf("%s %s: attribute %s = %q, want %q (all: %v)", id, eventType, k, g, v, c.NewState.Attributes)
-		}
-	}
-	if x.t.Failed() {
-		x.t.FailNow()
-	}
+	return j
 }
 
 // logRecordRE is the start of a record in home-assistant.log.
