@@ -117,6 +117,7 @@ func TestHomeAssistant(t *testing.T) {
 	lockID := "lock.sesame_demo_door"
 	step(t, "waiting for the lock's first read-back: locked")
 	waitState(ctx, t, h, lockID, "locked")
+	waitAttr(ctx, t, h, lockID, "sesame_status", "locked") // the cloud's own word
 
 	step(t, "lock.unlock → unlocking → unlocked")
 	mark := ev.mark()
@@ -124,6 +125,7 @@ func TestHomeAssistant(t *testing.T) {
 		t.Fatal(err)
 	}
 	ev.states(ctx, mark, lockID, "unlocking", "unlocked")
+	waitAttr(ctx, t, h, lockID, "sesame_status", "unlocked")
 
 	step(t, "lock.lock → locking → locked")
 	mark = ev.mark()
@@ -492,6 +494,26 @@ func waitState(ctx context.Context, t *testing.T, h *ha, id, want string) state 
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("%s: state %q (%v) after %v, want %q", id, s.State, err, stepTimeout, cmp(want, "a value"))
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatal(ctx.Err())
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// waitAttr polls until the entity's attribute has the value.
+func waitAttr(ctx context.Context, t *testing.T, h *ha, id, key, want string) {
+	t.Helper()
+	deadline := time.Now().Add(stepTimeout)
+	for {
+		s, err := h.state(ctx, id)
+		if err == nil && attr(s, key) == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: attribute %s %q (%v) after %v, want %q", id, key, attr(s, key), err, stepTimeout, want)
 		}
 		select {
 		case <-ctx.Done():
