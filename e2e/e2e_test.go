@@ -398,7 +398,7 @@ func checkEntities(ctx context.Context, t *testing.T, h *ha, devices map[string]
 		t.Errorf("reader status attribute %q, want connected", attr(s, "status"))
 	}
 	waitState(ctx, t, h, "binary_sensor.sesame_demo_door_hub", "on")
-	for _, id := range []string{"sensor.sesame_demo_door_battery", "sensor.sesame_demo_door_voltage", "sensor.sesame_demo_door_position", "sensor.sesame2mqtt_bridge_api_requests"} {
+	for _, id := range []string{"sensor.sesame_demo_door_battery", "sensor.sesame_demo_door_voltage", "sensor.sesame_demo_door_position", "sensor.sesame2mqtt_bridge_api_requests", "sensor.sesame2mqtt_bridge_clock_offset"} {
 		s := waitState(ctx, t, h, id, "")
 		if _, err := strconv.ParseFloat(s.State, 64); err != nil {
 			t.Errorf("%s: state %q is not a number", id, s.State)

@@ -50,6 +50,8 @@ var wantEntities = map[string]wantEntity{
 	"sensor.sesame2mqtt_bridge_api_requests": {device: "bridge", name: "Web API requests this month", category: "diagnostic",
 		unit: "requests", stateClass: "total_increasing",
 		attributes: []string{"budget", "reserve", "remaining", "background_reads", "poll_interval_s"}},
+	"sensor.sesame2mqtt_bridge_clock_offset": {device: "bridge", name: "Clock offset", category: "diagnostic",
+		deviceClass: "duration", unit: "s", stateClass: "measurement", attributes: []string{"signing_clock"}},
 	"event.sesame2mqtt_reader_access": {device: "reader", name: "Access",
 		attributes: []string{"event_types"}},
 	"binary_sensor.sesame2mqtt_reader_connectivity": {device: "reader", name: "Reader", category: "diagnostic",
