@@ -27,6 +27,7 @@ var contract = []string{
 	"NFC_DEVICE", "NFC_CARDS", "NFC_ACTION", "NFC_LOCK", "NFC_TAG_SCANNER", "NFC_HOLD_OFF",
 	"LED_GREEN_PIN", "LED_RED_PIN", "BUZZER_PIN", "LED_ACTIVE_LOW",
 	"MQTT_CA_FILE", "MQTT_CLIENT_CERT", "MQTT_CLIENT_KEY",
+	"ACCESS_SHARED", "ACCESS_SHARED_TOPIC",
 }
 
 // notOptions are the contract's variables deliberately not offered as

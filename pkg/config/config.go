@@ -70,6 +70,11 @@ type raw struct {
 	MQTTClientCert string `envconfig:"MQTT_CLIENT_CERT" desc:"PEM file of the client certificate for brokers that require one; with MQTT_CLIENT_KEY"`
 	MQTTClientKey  string `envconfig:"MQTT_CLIENT_KEY" desc:"PEM file of the client certificate's private key (unencrypted); with MQTT_CLIENT_CERT"`
 	// --- end MQTT over TLS ---
+
+	// --- Door access (access.go) ---
+	AccessShared      string `envconfig:"ACCESS_SHARED" default:"false" desc:"true: share the access list with the other bridges on the broker (retained, versioned, under ACCESS_SHARED_TOPIC); protect that topic with broker ACLs, it carries card UIDs"`
+	AccessSharedTopic string `envconfig:"ACCESS_SHARED_TOPIC" default:"sesame2mqtt-access" desc:"topic prefix of the shared access list, the same on every bridge; outside MQTT_BASE_TOPIC"`
+	// --- end door access ---
 }
 
 // host holds the variables that only locate the default STATE_DIR. They
@@ -119,6 +124,8 @@ type Config struct {
 	Warnings []string
 
 	MQTTTLS MQTTTLS // TLS material for the broker; zero: system roots, no client certificate
+
+	Access Access // the access list: shared or not
 }
 
 // Load reads the process environment through envconfig and validates it.
@@ -200,6 +207,10 @@ func (c Config) Redacted() map[string]any {
 			"buzzer":     c.LED.Buzzer,
 			"active_low": c.LED.ActiveLow,
 		},
+		"access": map[string]any{
+			"shared":       c.Access.Shared,
+			"shared_topic": c.Access.SharedTopic,
+		},
 		"mqtt_tls": map[string]any{ // paths only; a key file's content is never read into a log
 			"ca_file":     c.MQTTTLS.CAFile,
 			"client_cert": c.MQTTTLS.CertFile,
@@ -278,11 +289,13 @@ func validate(r raw, h host) (Config, error) {
 	errs = append(errs, more...)
 	c.MQTTTLS, more = parseMQTTTLS(r, c.MQTTURL) // MQTT over TLS (tls.go)
 	errs = append(errs, more...)
+	c.Access, more = parseAccess(r) // door access (access.go)
+	errs = append(errs, more...)
 
 	if len(errs) > 0 {
 		return Config{}, errors.Join(capTotal(errs)...)
 	}
-	c.Warnings = warnings(r)
+	c.Warnings = append(warnings(r), accessWarnings(r)...)
 	return c, nil
 }
 

@@ -158,6 +158,8 @@ func TestLoadEveryVariable(t *testing.T) {
 		"LED_RED_PIN":           "GPIO22",
 		"BUZZER_PIN":            "GPIO24",
 		"LED_ACTIVE_LOW":        "true",
+		"ACCESS_SHARED":         "TRUE",
+		"ACCESS_SHARED_TOPIC":   "building/access",
 	})
 	c, err := Load()
 	if err != nil {
@@ -184,7 +186,8 @@ func TestLoadEveryVariable(t *testing.T) {
 			TagScanner: TagScannerKnown,
 			HoldOff:    1500 * time.Millisecond,
 		},
-		LED: LED{Green: "GPIO23", Red: "GPIO22", Buzzer: "GPIO24", ActiveLow: true},
+		LED:    LED{Green: "GPIO23", Red: "GPIO22", Buzzer: "GPIO24", ActiveLow: true},
+		Access: Access{Shared: true, SharedTopic: "building/access"},
 	}
 	got := c
 	got.APIKey, got.MQTTPassword, got.Locks = want.APIKey, want.MQTTPassword, nil
