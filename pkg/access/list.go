@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -124,6 +125,12 @@ func OpenList(path string, managed []Entry, o ListOptions) (*List, error) {
 	}
 	if path == "" {
 		return l, nil
+	}
+	// What a crash in the middle of a write left (statefile's temporary files).
+	if tmp, _ := filepath.Glob(filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+"*.tmp")); len(tmp) > 0 {
+		for _, f := range tmp {
+			_ = os.Remove(f)
+		}
 	}
 	now := time.Now
 	if o.Now != nil {

@@ -252,8 +252,14 @@ func TestSharedListTwoDoors(t *testing.T) {
 		}()
 	}
 	wg.Add(2)
-	go func() { defer wg.Done(); _ = a.br.Access().Save(access.Entry{UID: "04ABCDEF", Name: "Same at front", Enabled: true}, "front") }()
-	go func() { defer wg.Done(); _ = b.br.Access().Save(access.Entry{UID: "04ABCDEF", Name: "Same at back", Enabled: true}, "back") }()
+	go func() {
+		defer wg.Done()
+		_ = a.br.Access().Save(access.Entry{UID: "04ABCDEF", Name: "Same at front", Enabled: true}, "front")
+	}()
+	go func() {
+		defer wg.Done()
+		_ = b.br.Access().Save(access.Entry{UID: "04ABCDEF", Name: "Same at back", Enabled: true}, "back")
+	}()
 	wg.Wait()
 	for _, d := range []*door{a, b} {
 		for i := range 10 {
