@@ -436,6 +436,9 @@ func (l *List) Published(uid string, version uint64) {
 }
 
 func (l *List) encodeLocked() ([]byte, error) {
+	if l.path == "" {
+		return nil, nil // in memory: nothing to write
+	}
 	f := listFile{Format: 1, Clock: l.clock, Cards: make([]stored, 0, len(l.recs))}
 	for _, s := range l.recs {
 		f.Cards = append(f.Cards, *s)
