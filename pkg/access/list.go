@@ -141,6 +141,7 @@ func OpenList(path string, managed []Entry, o ListOptions) (*List, error) {
 	case err == nil:
 		if perr := l.load(data); perr == nil {
 			l.lastGood = data
+			l.adopt()
 			return l, nil
 		} else {
 			aside := path + ".corrupt-" + now().UTC().Format("20060102T150405Z")
@@ -166,6 +167,7 @@ func OpenList(path string, managed []Entry, o ListOptions) (*List, error) {
 			return nil, fmt.Errorf("access list: restore %s: %w", path, werr)
 		}
 		l.lastGood = bak
+		l.adopt()
 	case !errors.Is(err, fs.ErrNotExist):
 		return nil, fmt.Errorf("access list: %w", err)
 	}
@@ -199,6 +201,21 @@ func (l *List) load(data []byte) error {
 		l.recs[s.UID] = &s
 	}
 	return nil
+}
+
+// adopt marks the cards made before the list was shared as this bridge's
+// changes not yet published, so that turning ACCESS_SHARED on shares them.
+// Written with the next change.
+func (l *List) adopt() {
+	if l.node == "" {
+		return
+	}
+	for _, s := range l.recs {
+		if s.Node == "" {
+			s.Node, s.Pending = l.node, true
+			l.dirty = true
+		}
+	}
 }
 
 // Location is the zone of the list's dates and hours.
@@ -316,7 +333,11 @@ func (l *List) edit(uid string, f func(old *stored) (Record, error)) (Record, er
 	clock := l.clock
 	l.clock++
 	r.Version, r.Node = l.clock, l.node
-	l.recs[uid] = &stored{Record: r, Pending: l.node != ""}
+	if r.Deleted && l.node == "" {
+		delete(l.recs, uid) // a list of its own needs no tombstone
+	} else {
+		l.recs[uid] = &stored{Record: r, Pending: l.node != ""}
+	}
 	dirty := l.dirty
 	data, err := l.encodeLocked()
 	l.dirty = false

@@ -191,3 +191,31 @@ func BenchmarkLookup1000(b *testing.B) {
 		l.Lookup(uid)
 	}
 }
+
+func TestTurningSharingOnSharesTheCardsMadeBefore(t *testing.T) {
+	path := filepath.Join(t.TempDir(), ListFile)
+	own := openTestList(t, path, nil)
+	if _, err := own.Put(Entry{UID: "04112233", Name: "Bob", Action: ActionUnlock, Enabled: true}, "HA", t0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := own.Put(Entry{UID: "04112244", Name: "Gone", Action: ActionUnlock, Enabled: true}, "HA", t0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := own.Remove("04112244", "HA", t0); err != nil {
+		t.Fatal(err)
+	}
+	if p := own.Pending(); len(p) != 0 {
+		t.Errorf("a list of its own has pending changes: %+v", p)
+	}
+	data, _ := os.ReadFile(path)
+	if bytes.Contains(data, []byte("04112244")) {
+		t.Error("a list of its own keeps a tombstone")
+	}
+	shared, err := OpenList(path, nil, ListOptions{Node: "door-a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := shared.Pending(); len(p) != 1 || p[0].Name != "Bob" || p[0].Node != "door-a" {
+		t.Errorf("pending after turning sharing on = %+v", p)
+	}
+}
