@@ -390,7 +390,8 @@ func checkEntities(ctx context.Context, t *testing.T, h *ha, devices map[string]
 	}
 	// Values that prove the templates and topics are wired, not just present.
 	if s, _ := h.state(ctx, "event.sesame2mqtt_reader_access"); !slices.Equal(toStrings(s.Attributes["event_types"]),
-		[]string{"access_granted", "access_denied", "lockout", "action_succeeded", "action_failed"}) {
+		[]string{"access_granted", "access_denied", "lockout", "action_succeeded", "action_failed",
+			"card_enrolled", "enroll_failed", "card_changed", "change_refused"}) {
 		t.Errorf("event types %v", s.Attributes["event_types"])
 	}
 	waitState(ctx, t, h, "binary_sensor.sesame2mqtt_reader_connectivity", "on")

@@ -56,6 +56,12 @@ var wantEntities = map[string]wantEntity{
 		attributes: []string{"event_types"}},
 	"binary_sensor.sesame2mqtt_reader_connectivity": {device: "reader", name: "Reader", category: "diagnostic",
 		deviceClass: "connectivity", attributes: []string{"status"}},
+	"text.sesame2mqtt_reader_new_card_name":      {device: "reader", name: "New card name", category: "config"},
+	"button.sesame2mqtt_reader_enroll_next_card": {device: "reader", name: "Enroll next card", category: "config"},
+	"select.sesame2mqtt_reader_card":             {device: "reader", name: "Card", category: "config"},
+	"button.sesame2mqtt_reader_remove_card":      {device: "reader", name: "Remove card", category: "config"},
+	"button.sesame2mqtt_reader_disable_card":     {device: "reader", name: "Disable card", category: "config"},
+	"button.sesame2mqtt_reader_enable_card":      {device: "reader", name: "Enable card", category: "config"},
 }
 
 // TestReadmePromises keeps wantEntities and the README in step: every
@@ -81,7 +87,7 @@ func readmeEntityIDs(t *testing.T) []string {
 		t.Fatal(`README has no "## What appears in Home Assistant" section`)
 	}
 	section, _, _ = strings.Cut(section, "\n## ")
-	idRE := regexp.MustCompile("`((?:lock|button|sensor|binary_sensor|event)\\.[a-z0-9_]+)`")
+	idRE := regexp.MustCompile("`((?:lock|button|sensor|binary_sensor|event|text|select)\\.[a-z0-9_]+)`")
 	var ids []string
 	for line := range strings.SplitSeq(section, "\n") {
 		if !strings.HasPrefix(line, "|") || strings.Contains(line, "only with LEDs configured") {

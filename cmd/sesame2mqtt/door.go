@@ -1,8 +1,10 @@
 package main
 
 import (
+	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 
 	"github.com/sesame2mqtt/sesame2mqtt/pkg/access"
 	"github.com/sesame2mqtt/sesame2mqtt/pkg/bridge"
@@ -37,9 +39,21 @@ func readerParts(cfg config.Config, log *slog.Logger) (*bridge.Reader, *access.H
 	if err != nil {
 		return nil, nil, err
 	}
-	cards := make([]access.Card, 0, len(cfg.NFC.Cards))
+	managed := make([]access.Entry, 0, len(cfg.NFC.Cards))
 	for _, c := range cfg.NFC.Cards {
-		cards = append(cards, access.Card{UID: c.UID, Name: c.Name})
+		managed = append(managed, access.Entry{UID: hex.EncodeToString(c.UID), Name: c.Name})
+	}
+	lo := access.ListOptions{Logger: log.With("component", "access")}
+	if cfg.Access.Shared {
+		lo.Node = cfg.BaseTopic // unique per bridge on one broker
+	}
+	list, err := access.OpenList(filepath.Join(cfg.StateDir, access.ListFile), managed, lo)
+	if err != nil {
+		return nil, nil, err
+	}
+	accessLog, err := access.OpenLog(cfg.StateDir, log.With("component", "access"))
+	if err != nil {
+		return nil, nil, err
 	}
 	action := map[string]bridge.CardAction{
 		config.ActionToggle: bridge.CardToggle,
@@ -47,13 +61,15 @@ func readerParts(cfg config.Config, log *slog.Logger) (*bridge.Reader, *access.H
 		config.ActionLock:   bridge.CardLock,
 		config.ActionNone:   bridge.CardNone,
 	}[cfg.NFC.Action]
-	log.Info("card reader configured", "device", cfg.NFC.Device, "cards", len(cards),
-		"action", action.String(), "tag_scanner", cfg.NFC.TagScanner)
-	if len(cards) == 0 && action != bridge.CardNone {
-		log.Warn("NFC_CARDS is empty: every card is refused; taps still reach Home Assistant")
+	log.Info("card reader configured", "device", cfg.NFC.Device, "cards_from_options", len(managed),
+		"cards", list.Len(), "action", action.String(), "tag_scanner", cfg.NFC.TagScanner,
+		"shared_list", cfg.Access.Shared, "time_zone", list.Location().String())
+	if list.Len() == 0 && action != bridge.CardNone {
+		log.Warn("the access list is empty: every card is refused until one is enrolled; taps still reach Home Assistant")
 	}
 	return &bridge.Reader{
-		Policy:  access.New(cards),
+		Policy:  access.NewPolicy(list),
+		Log:     accessLog,
 		Action:  action,
 		LockID:  cfg.NFC.LockID,
 		AllTags: cfg.NFC.TagScanner == config.TagScannerAll,

@@ -241,13 +241,19 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	// The MQTT client and the bridge need each other: the client delivers to
 	// the bridge, the bridge publishes through the client.
 	var br *bridge.Bridge
+	subs := bridge.Subscriptions(topics)
+	var sharedAccess string
+	if cfg.Access.Shared && readerOpts != nil {
+		sharedAccess = cfg.Access.SharedTopic
+		subs = append(subs, bridge.SharedCardsFilter(sharedAccess))
+	}
 	mq, err := mqtt.New(mqtt.Options{
 		URL:              cfg.MQTTURL,
 		Username:         cfg.MQTTUsername,
 		Password:         cfg.MQTTPassword.Reveal(),
 		WillTopic:        topics.Availability(),
 		WillPayload:      "offline",
-		Subscriptions:    bridge.Subscriptions(topics),
+		Subscriptions:    subs,
 		OnMessage:        func(m mqtt.Message) { br.HandleMessage(m) },
 		OnConnect:        func() { br.OnConnect(); br.MQTTConnected(true) },
 		OnConnectionLost: func(error) { br.MQTTConnected(false) },
@@ -268,6 +274,8 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		Logger:    log.With("component", "bridge"),
 		Reader:    readerOpts,
 		StateFile: filepath.Join(cfg.StateDir, "locks.json"),
+
+		SharedAccess: sharedAccess,
 	}
 	if lights != nil {
 		bo.Feedback, bo.FeedbackNames = lights, indicator.Names()

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -125,6 +126,12 @@ func OpenList(path string, managed []Entry, o ListOptions) (*List, error) {
 	if path == "" {
 		return l, nil
 	}
+	// What a crash in the middle of a write left (statefile's temporary files).
+	if tmp, _ := filepath.Glob(filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+"*.tmp")); len(tmp) > 0 {
+		for _, f := range tmp {
+			_ = os.Remove(f)
+		}
+	}
 	now := time.Now
 	if o.Now != nil {
 		now = o.Now
@@ -134,6 +141,7 @@ func OpenList(path string, managed []Entry, o ListOptions) (*List, error) {
 	case err == nil:
 		if perr := l.load(data); perr == nil {
 			l.lastGood = data
+			l.adopt()
 			return l, nil
 		} else {
 			aside := path + ".corrupt-" + now().UTC().Format("20060102T150405Z")
@@ -159,6 +167,7 @@ func OpenList(path string, managed []Entry, o ListOptions) (*List, error) {
 			return nil, fmt.Errorf("access list: restore %s: %w", path, werr)
 		}
 		l.lastGood = bak
+		l.adopt()
 	case !errors.Is(err, fs.ErrNotExist):
 		return nil, fmt.Errorf("access list: %w", err)
 	}
@@ -192,6 +201,21 @@ func (l *List) load(data []byte) error {
 		l.recs[s.UID] = &s
 	}
 	return nil
+}
+
+// adopt marks the cards made before the list was shared as this bridge's
+// changes not yet published, so that turning ACCESS_SHARED on shares them.
+// Written with the next change.
+func (l *List) adopt() {
+	if l.node == "" {
+		return
+	}
+	for _, s := range l.recs {
+		if s.Node == "" {
+			s.Node, s.Pending = l.node, true
+			l.dirty = true
+		}
+	}
 }
 
 // Location is the zone of the list's dates and hours.
@@ -309,7 +333,11 @@ func (l *List) edit(uid string, f func(old *stored) (Record, error)) (Record, er
 	clock := l.clock
 	l.clock++
 	r.Version, r.Node = l.clock, l.node
-	l.recs[uid] = &stored{Record: r, Pending: l.node != ""}
+	if r.Deleted && l.node == "" {
+		delete(l.recs, uid) // a list of its own needs no tombstone
+	} else {
+		l.recs[uid] = &stored{Record: r, Pending: l.node != ""}
+	}
 	dirty := l.dirty
 	data, err := l.encodeLocked()
 	l.dirty = false
@@ -429,6 +457,9 @@ func (l *List) Published(uid string, version uint64) {
 }
 
 func (l *List) encodeLocked() ([]byte, error) {
+	if l.path == "" {
+		return nil, nil // in memory: nothing to write
+	}
 	f := listFile{Format: 1, Clock: l.clock, Cards: make([]stored, 0, len(l.recs))}
 	for _, s := range l.recs {
 		f.Cards = append(f.Cards, *s)

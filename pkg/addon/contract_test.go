@@ -28,6 +28,7 @@ var contract = []string{
 	"LED_GREEN_PIN", "LED_RED_PIN", "BUZZER_PIN", "LED_ACTIVE_LOW",
 	"MQTT_CA_FILE", "MQTT_CLIENT_CERT", "MQTT_CLIENT_KEY",
 	"WEB_LISTEN", "WEB_PASSWORD", "INGRESS_LISTEN", "INGRESS_SUPERVISOR",
+	"ACCESS_SHARED", "ACCESS_SHARED_TOPIC",
 }
 
 // notOptions are the contract's variables deliberately not offered as

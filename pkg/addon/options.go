@@ -75,6 +75,8 @@ var options = []option{
 	{key: "nfc_lock", env: "NFC_LOCK", kind: kindString, optional: true},
 	{key: "nfc_tag_scanner", env: "NFC_TAG_SCANNER", kind: kindString},
 	{key: "nfc_hold_off", env: "NFC_HOLD_OFF", kind: kindString, optional: true},
+	{key: "access_shared", env: "ACCESS_SHARED", kind: kindBool, optional: true},
+	{key: "access_shared_topic", env: "ACCESS_SHARED_TOPIC", kind: kindString, optional: true},
 	{key: "led_green_pin", env: "LED_GREEN_PIN", kind: kindString, optional: true},
 	{key: "led_red_pin", env: "LED_RED_PIN", kind: kindString, optional: true},
 	{key: "buzzer_pin", env: "BUZZER_PIN", kind: kindString, optional: true},

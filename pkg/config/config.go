@@ -77,6 +77,10 @@ type raw struct {
 	IngressListen     string `envconfig:"INGRESS_LISTEN" desc:"host:port of Home Assistant's ingress listener (the add-on sets :8099); empty = off"`
 	IngressSupervisor string `envconfig:"INGRESS_SUPERVISOR" default:"172.30.32.2" desc:"the only address the ingress listener serves (Home Assistant's Supervisor)"`
 	// --- end access page ---
+	// --- Door access (access.go) ---
+	AccessShared      string `envconfig:"ACCESS_SHARED" default:"false" desc:"true: share the access list with the other bridges on the broker (retained, versioned, under ACCESS_SHARED_TOPIC); protect that topic with broker ACLs, it carries card UIDs"`
+	AccessSharedTopic string `envconfig:"ACCESS_SHARED_TOPIC" default:"sesame2mqtt-access" desc:"topic prefix of the shared access list, the same on every bridge; outside MQTT_BASE_TOPIC"`
+	// --- end door access ---
 }
 
 // host holds the variables that only locate the default STATE_DIR. They
@@ -127,7 +131,8 @@ type Config struct {
 
 	MQTTTLS MQTTTLS // TLS material for the broker; zero: system roots, no client certificate
 
-	Web Web // the access page (web.go)
+	Web    Web    // the access page (web.go)
+	Access Access // the access list: shared or not
 }
 
 // Load reads the process environment through envconfig and validates it.
@@ -208,6 +213,10 @@ func (c Config) Redacted() map[string]any {
 			"red":        c.LED.Red,
 			"buzzer":     c.LED.Buzzer,
 			"active_low": c.LED.ActiveLow,
+		},
+		"access": map[string]any{
+			"shared":       c.Access.Shared,
+			"shared_topic": c.Access.SharedTopic,
 		},
 		"mqtt_tls": map[string]any{ // paths only; a key file's content is never read into a log
 			"ca_file":     c.MQTTTLS.CAFile,
@@ -290,11 +299,13 @@ func validate(r raw, h host) (Config, error) {
 	errs = append(errs, more...)
 	c.Web, more = parseWeb(r) // the access page (web.go)
 	errs = append(errs, more...)
+	c.Access, more = parseAccess(r) // door access (access.go)
+	errs = append(errs, more...)
 
 	if len(errs) > 0 {
 		return Config{}, errors.Join(capTotal(errs)...)
 	}
-	c.Warnings = append(warnings(r), webWarnings(r)...)
+	c.Warnings = append(append(warnings(r), webWarnings(r)...), accessWarnings(r)...)
 	return c, nil
 }
 

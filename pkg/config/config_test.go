@@ -163,6 +163,8 @@ func TestLoadEveryVariable(t *testing.T) {
 		"WEB_PASSWORD":          "correct horse",
 		"INGRESS_LISTEN":        ":8099",
 		"INGRESS_SUPERVISOR":    "10.0.0.2",
+		"ACCESS_SHARED":         "TRUE",
+		"ACCESS_SHARED_TOPIC":   "building/access",
 	})
 	c, err := Load()
 	if err != nil {
@@ -189,8 +191,9 @@ func TestLoadEveryVariable(t *testing.T) {
 			TagScanner: TagScannerKnown,
 			HoldOff:    1500 * time.Millisecond,
 		},
-		LED: LED{Green: "GPIO23", Red: "GPIO22", Buzzer: "GPIO24", ActiveLow: true},
-		Web: Web{Listen: "0.0.0.0:8080", Ingress: ":8099", Supervisor: "10.0.0.2"},
+		LED:    LED{Green: "GPIO23", Red: "GPIO22", Buzzer: "GPIO24", ActiveLow: true},
+		Web:    Web{Listen: "0.0.0.0:8080", Ingress: ":8099", Supervisor: "10.0.0.2"},
+		Access: Access{Shared: true, SharedTopic: "building/access"},
 	}
 	got := c
 	got.APIKey, got.MQTTPassword, got.Locks, got.Web.Password = want.APIKey, want.MQTTPassword, nil, want.Web.Password
