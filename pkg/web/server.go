@@ -60,6 +60,10 @@ type Server struct {
 	stopOnce sync.Once
 }
 
+// readTimeout bounds reading a request (event streams clear it); a
+// variable for a test.
+var readTimeout = 15 * time.Second
+
 // maxStreams bounds the open event streams (each holds a goroutine).
 const maxStreams = 32
 
@@ -167,7 +171,7 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	srv := &http.Server{
 		Handler:           s.handler,
 		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       15 * time.Second,
+		ReadTimeout:       readTimeout,
 		IdleTimeout:       60 * time.Second,
 		MaxHeaderBytes:    16 << 10,
 		BaseContext:       func(net.Listener) context.Context { return ctx },
