@@ -42,7 +42,9 @@ func Browser(t testing.TB) context.Context {
 	}
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(path),
-		chromedp.UserDataDir(t.TempDir()),
+		// No UserDataDir: chromedp makes a fresh one per browser and removes
+		// it once the browser has exited (retrying while its last children
+		// still write there).
 		chromedp.Flag("headless", true),
 		chromedp.Flag("no-sandbox", true),
 		chromedp.Flag("disable-gpu", true),
