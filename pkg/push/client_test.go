@@ -391,3 +391,43 @@ func TestNewRejects(t *testing.T) {
 		t.Errorf("defaults refused: %v", err)
 	}
 }
+
+// TestRefusedCredentialsReplaced: the endpoint refuses the credentials the
+// client holds (revoked); the client asks Cognito for new ones instead of
+// retrying the refused ones until they expire.
+func TestRefusedCredentialsReplaced(t *testing.T) {
+	srv := pushtest.Start(t) // credentials live an hour
+	h := startReady(t, srv, lockA)
+	srv.RevokeCredentials()
+	srv.Kill()
+	h.waitHealth(t, false)
+	if err := srv.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	h.waitHealth(t, true)
+	if srv.Refused() < 1 || srv.CredentialRequests() < 2 {
+		t.Fatalf("%d handshakes refused, %d credential requests: want >= 1 and >= 2", srv.Refused(), srv.CredentialRequests())
+	}
+	if err := srv.PublishMechst(lockA, pushtest.Mechst(sesame.StateUnlocked, 6, 77), nil); err != nil {
+		t.Fatal(err)
+	}
+	h.nextAt(t, 77)
+	// The shadow GET too: refused once, then new credentials.
+	srv.RevokeCredentials()
+	before := srv.CredentialRequests()
+	if _, err := h.client.ReadShadow(context.Background(), lockA); err == nil || !strings.Contains(err.Error(), "403") {
+		t.Fatalf("ReadShadow with revoked credentials: %v", err)
+	}
+	if _, err := h.client.ReadShadow(context.Background(), lockA); err != nil {
+		t.Fatalf("ReadShadow after the refusal: %v", err)
+	}
+	if srv.CredentialRequests() != before+1 {
+		t.Fatalf("%d credential requests after the refused GET, want %d", srv.CredentialRequests(), before+1)
+	}
+	logs := h.log.String()
+	for _, s := range srv.Secrets() {
+		if strings.Contains(logs, s) {
+			t.Fatalf("a credential or signature appears in the log:\n%s", logs)
+		}
+	}
+}
