@@ -373,7 +373,7 @@ func (c *Client) dial(ctx context.Context) (*conn, error) {
 		SetWriteTimeout(10 * time.Second).
 		SetAutoReconnect(false).
 		SetConnectRetry(false).
-		SetTLSConfig(&tls.Config{MinVersion: tls.VersionTLS12}).
+		SetTLSConfig(c.tlsConfig()).
 		SetConnectionLostHandler(func(_ paho.Client, err error) {
 			select {
 			case cn.lost <- err:
@@ -420,6 +420,18 @@ func (c *Client) dial(ctx context.Context) (*conn, error) {
 		}
 	}
 	return cn, nil
+}
+
+// tlsConfig is the WebSocket's TLS configuration: that of the HTTP
+// client's transport when it has one (so a client built to trust a test
+// CA trusts it for the endpoint too), else the system roots.
+func (c *Client) tlsConfig() *tls.Config {
+	if t, ok := c.hc.Transport.(*http.Transport); ok && t.TLSClientConfig != nil {
+		cfg := t.TLSClientConfig.Clone()
+		cfg.NextProtos = nil // the WebSocket is HTTP/1.1
+		return cfg
+	}
+	return &tls.Config{MinVersion: tls.VersionTLS12}
 }
 
 // wait waits for a paho token, bounded by d and ctx.

@@ -431,3 +431,50 @@ func TestRefusedCredentialsReplaced(t *testing.T) {
 		}
 	}
 }
+
+// TestOverTLS: wss:// and https:// as against AWS, with a test CA.
+func TestOverTLS(t *testing.T) {
+	srv := pushtest.StartWith(t, pushtest.Options{TLS: true})
+	if !strings.HasPrefix(srv.Endpoint(), "wss://") || !strings.HasPrefix(srv.ShadowURL(), "https://") {
+		t.Fatalf("endpoint %s, shadow %s", srv.Endpoint(), srv.ShadowURL())
+	}
+	srv.SetShadow(lockA, pushtest.Mechst(sesame.StateLocked, 6, 3), nil)
+	docs := make(chan push.Document, 16)
+	c, err := push.New(push.Options{
+		Locks: []string{lockA}, PoolID: srv.PoolID(), Endpoint: srv.Endpoint(),
+		CognitoURL: srv.CognitoURL(), ShadowURL: srv.ShadowURL(), HTTPClient: srv.Client(),
+		OnDocument: func(d push.Document) { docs <- d },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	defer func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(wait):
+			t.Error("Run did not return after its context was cancelled")
+		}
+	}()
+	for _, want := range []int{3, 4} {
+		select {
+		case d := <-docs:
+			if d.Status.Position != want {
+				t.Fatalf("document %+v, want position %d", d, want)
+			}
+		case <-time.After(wait):
+			t.Fatalf("no document with position %d", want)
+		}
+		if want == 3 { // the shadow read came over https; now the feed over wss
+			if err := srv.PublishMechst(lockA, pushtest.Mechst(sesame.StateLocked, 6, 4), nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if srv.Connections() != 1 {
+		t.Fatalf("%d connections", srv.Connections())
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/subtle"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -60,6 +61,9 @@ type Options struct {
 	PoolID        string        // default DefaultPoolID
 	CredentialTTL time.Duration // lifetime of the credentials handed out; default 1 h
 	Logger        *slog.Logger  // the broker's log; default discarded
+	// TLS serves everything over TLS (wss:// and https://) with a
+	// certificate that Client trusts.
+	TLS bool
 }
 
 type issued struct {
@@ -94,6 +98,7 @@ type Server struct {
 	secrets     []string
 	broker      *mochi.Server
 	wsConns     map[*websocket.Conn]bool
+	tls         *tls.Config // the endpoint's, with TLS
 }
 
 // NewServer starts the fake on loopback ports.
@@ -121,7 +126,12 @@ func NewServer(o Options) (*Server, error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /{$}", s.cognito)
 	mux.HandleFunc("GET /things/sesame2/shadow", s.getShadow)
-	s.http = httptest.NewServer(mux)
+	if o.TLS {
+		s.http = httptest.NewTLSServer(mux)
+		s.tls = s.http.TLS.Clone()
+	} else {
+		s.http = httptest.NewServer(mux)
+	}
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -157,7 +167,16 @@ func (s *Server) CognitoURL() string { return s.http.URL }
 func (s *Server) ShadowURL() string { return s.http.URL }
 
 // Endpoint is the IoT endpoint as a ws:// URL (SESAME_PUSH_ENDPOINT).
-func (s *Server) Endpoint() string { return "ws://" + s.addr + "/mqtt" }
+func (s *Server) Endpoint() string {
+	if s.tls != nil {
+		return "wss://" + s.addr + "/mqtt"
+	}
+	return "ws://" + s.addr + "/mqtt"
+}
+
+// Client is an HTTP client that trusts the fake's certificate (with TLS);
+// the push client takes its TLS settings for the WebSocket too.
+func (s *Server) Client() *http.Client { return s.http.Client() }
 
 // PoolID is the identity pool the fake accepts.
 func (s *Server) PoolID() string { return s.pool }
@@ -275,6 +294,9 @@ func (s *Server) startBroker(ln net.Listener) error {
 	if err := b.AddHook(&verifiedHook{}, nil); err != nil {
 		_ = ln.Close()
 		return fmt.Errorf("pushtest: broker hook: %w", err)
+	}
+	if s.tls != nil {
+		ln = tls.NewListener(ln, s.tls)
 	}
 	l := &wsListener{id: "iot", ln: ln, srv: s}
 	if err := b.AddListener(l); err != nil {
