@@ -19,7 +19,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/big"
 	mrand "math/rand/v2"
 	"net"
 	"net/http"
@@ -362,7 +361,9 @@ func (c *Client) dial(ctx context.Context) (*conn, error) {
 		}
 		c.secrets.add(sig)
 	}
-	cn := &conn{id: "sesame2mqtt-" + randomID(), started: c.now(), creds: cr, lost: make(chan error, 1)}
+	// A random UUID, as the official SDK and both peers use: the pool's
+	// policy may expect nothing else.
+	cn := &conn{id: randomUUID(), started: c.now(), creds: cr, lost: make(chan error, 1)}
 	opts := paho.NewClientOptions().
 		AddBroker(signed).
 		SetClientID(cn.id).
@@ -458,12 +459,13 @@ func backoff(n int) time.Duration {
 	return time.Duration(float64(d) * (0.8 + 0.4*mrand.Float64()))
 }
 
-func randomID() string {
-	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 64))
-	if err != nil {
-		return fmt.Sprintf("%x", time.Now().UnixNano())
-	}
-	return fmt.Sprintf("%016x", n)
+// randomUUID returns a version 4 UUID.
+func randomUUID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
 
 type dialResult struct {
@@ -536,7 +538,7 @@ func (c *Client) Run(ctx context.Context) error {
 				startDial()
 			}
 		case <-replace.C:
-			if !dialing {
+			if !dialing && cur != nil {
 				c.log.Debug("push replacing the connection", "conn", cur.id, "age", c.now().Sub(cur.started).Round(time.Second))
 				startDial()
 			}
@@ -578,8 +580,8 @@ func (c *Client) Run(ctx context.Context) error {
 			replace.Stop()
 			c.setHealth(false, reason)
 			if !dialing {
-				attempt = 1
-				retry.Reset(0) // at once; failures back off from there
+				attempt = 0
+				retry.Reset(0) // at once; failures back off from 0.5 s
 			}
 		case m := <-c.inbox:
 			c.handle(m)
