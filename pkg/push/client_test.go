@@ -169,6 +169,9 @@ func TestShadowReadAfterConnect(t *testing.T) {
 	if d.Source != push.SourceShadow || d.UUID != lockA || d.Status.State != sesame.StateLocked || d.Status.Position != 29 {
 		t.Fatalf("shadow document %+v", d)
 	}
+	if d.Status.Timestamp.IsZero() || d.Status.Timestamp.After(time.Now()) {
+		t.Fatalf("shadow document's time %s: want when mechst was reported", d.Status.Timestamp)
+	}
 	if srv.ShadowReads() != 1 {
 		t.Fatalf("%d shadow reads answered, want 1", srv.ShadowReads())
 	}

@@ -139,10 +139,12 @@ func decodeDocument(payload []byte) (reported, error) {
 	}
 	var doc struct {
 		Current *struct {
-			State   *shadowState `json:"state"`
-			Version *json.Number `json:"version"`
+			State    *shadowState `json:"state"`
+			Metadata *shadowMeta  `json:"metadata"`
+			Version  *json.Number `json:"version"`
 		} `json:"current"`
 		State     *shadowState `json:"state"`
+		Metadata  *shadowMeta  `json:"metadata"`
 		Version   *json.Number `json:"version"`
 		Timestamp *json.Number `json:"timestamp"`
 	}
@@ -154,9 +156,9 @@ func decodeDocument(payload []byte) (reported, error) {
 	if dec.More() {
 		return reported{}, errors.New("document: more than one JSON value")
 	}
-	state, version := doc.State, doc.Version
+	state, version, meta := doc.State, doc.Version, doc.Metadata
 	if doc.Current != nil {
-		state, version = doc.Current.State, doc.Current.Version
+		state, version, meta = doc.Current.State, doc.Current.Version, doc.Current.Metadata
 	}
 	if state == nil || state.Reported == nil {
 		return reported{}, errIgnored
@@ -175,6 +177,13 @@ func decodeDocument(payload []byte) (reported, error) {
 			return reported{}, errors.New("document: timestamp is not a time in seconds")
 		}
 		if ts > 0 {
+			r.at = time.Unix(ts, 0)
+		}
+	}
+	// When mechst itself was reported, if the metadata says: for a shadow
+	// read that is when the lock last changed, not when it was read.
+	if meta != nil && meta.Reported.Mechst.Timestamp != nil {
+		if ts, err := meta.Reported.Mechst.Timestamp.Int64(); err == nil && ts > 0 && ts <= 1<<40 {
 			r.at = time.Unix(ts, 0)
 		}
 	}
@@ -215,6 +224,16 @@ func decodeDocument(payload []byte) (reported, error) {
 
 type shadowState struct {
 	Reported map[string]json.RawMessage `json:"reported"`
+}
+
+// shadowMeta is the part of a shadow's metadata that says when mechst was
+// last reported.
+type shadowMeta struct {
+	Reported struct {
+		Mechst struct {
+			Timestamp *json.Number `json:"timestamp"`
+		} `json:"mechst"`
+	} `json:"reported"`
 }
 
 func isNull(raw json.RawMessage) bool { return bytes.Equal(bytes.TrimSpace(raw), []byte("null")) }

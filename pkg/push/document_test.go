@@ -105,6 +105,16 @@ func TestDecodeDocumentForms(t *testing.T) {
 	if r.mechst != nil || r.hubs == nil || !*r.hubs || r.version != 7 || !r.at.Equal(time.Unix(1700000000, 0)) {
 		t.Fatalf("%+v", r)
 	}
+	// A shadow read: the metadata's mechst time (the change), not the
+	// document's (the read).
+	r = ok(`{"state":{"reported":{"mechst":"640300801d00000a"}},"metadata":{"reported":{"mechst":{"timestamp":1600000000}}},"version":2,"timestamp":1700000000}`)
+	if !r.at.Equal(time.Unix(1600000000, 0)) {
+		t.Fatalf("time %s, want the metadata's", r.at)
+	}
+	r = ok(`{"current":{"state":{"reported":{"mechst":"640300801d00000a"}},"metadata":{"reported":{"mechst":{"timestamp":1600000001}}}},"timestamp":1700000000}`)
+	if !r.at.Equal(time.Unix(1600000001, 0)) {
+		t.Fatalf("documents form: time %s, want the metadata's", r.at)
+	}
 	r = ok(`{"state":{"reported":{"mechst":"640300801d00000a","wm2s":{"A":"00"}}}}`)
 	if r.hubs == nil || *r.hubs {
 		t.Fatalf("all hubs 00: %+v", r.hubs)

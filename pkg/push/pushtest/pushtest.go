@@ -74,6 +74,16 @@ type issued struct {
 type shadow struct {
 	reported map[string]any
 	version  int64
+	updated  time.Time
+}
+
+// metadata is a shadow's metadata: when each reported field was set.
+func (sh *shadow) metadata() map[string]any {
+	fields := map[string]any{}
+	for k := range sh.reported {
+		fields[k] = map[string]any{"timestamp": sh.updated.Unix()}
+	}
+	return map[string]any{"reported": fields}
 }
 
 // Server is the fake feed.
@@ -623,7 +633,7 @@ func (s *Server) getShadow(w http.ResponseWriter, r *http.Request) {
 	if sh != nil {
 		doc = map[string]any{
 			"state":     map[string]any{"reported": sh.reported},
-			"metadata":  map[string]any{},
+			"metadata":  sh.metadata(),
 			"version":   sh.version,
 			"timestamp": time.Now().Unix(),
 		}
@@ -720,6 +730,7 @@ func (s *Server) SetShadow(uuid, mechst string, hubs map[string]bool) {
 	}
 	sh.version++
 	sh.reported = reportedOf(mechst, hubs)
+	sh.updated = time.Now()
 }
 
 // PublishMechst updates a lock's shadow and publishes the update in the
@@ -742,11 +753,12 @@ func (s *Server) PublishMechstForm(uuid, mechst string, hubs map[string]bool, fo
 	prev := sh.reported
 	sh.version++
 	sh.reported = rep
-	v := sh.version
+	sh.updated = time.Now()
+	v, meta := sh.version, sh.metadata()
 	s.mu.Unlock()
 	ts := time.Now().Unix()
 	if form == FormAccepted || form == FormBoth {
-		doc, _ := json.Marshal(map[string]any{"state": map[string]any{"reported": rep}, "metadata": map[string]any{}, "version": v, "timestamp": ts})
+		doc, _ := json.Marshal(map[string]any{"state": map[string]any{"reported": rep}, "metadata": meta, "version": v, "timestamp": ts})
 		if err := s.PublishRaw(Topic(uuid, "accepted"), doc); err != nil {
 			return err
 		}
@@ -754,7 +766,7 @@ func (s *Server) PublishMechstForm(uuid, mechst string, hubs map[string]bool, fo
 	if form == FormDocuments || form == FormBoth {
 		doc, _ := json.Marshal(map[string]any{
 			"previous":  map[string]any{"state": map[string]any{"reported": prev}, "version": v - 1},
-			"current":   map[string]any{"state": map[string]any{"reported": rep}, "metadata": map[string]any{}, "version": v},
+			"current":   map[string]any{"state": map[string]any{"reported": rep}, "metadata": meta, "version": v},
 			"timestamp": ts,
 		})
 		if err := s.PublishRaw(Topic(uuid, "documents"), doc); err != nil {
