@@ -192,7 +192,7 @@ type Bridge struct {
 
 	push    pushState
 	shadow  ShadowReader
-	history Historian // nil: the Activity entity names no actor
+	history Historian       // nil: the Activity entity names no actor
 	known   map[string]bool // lock device ids we publish discovery for
 
 	reader        *Reader

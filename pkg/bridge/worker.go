@@ -121,9 +121,9 @@ type pendingResult struct {
 
 func newWorker(b *Bridge, l Lock) *worker {
 	return &worker{
-		b:     b,
-		lock:  l,
-		log:   b.log.With("lock", l.Name, "uuid", l.UUID),
+		b:       b,
+		lock:    l,
+		log:     b.log.With("lock", l.Name, "uuid", l.UUID),
 		wake:    make(chan struct{}, 1),
 		reads:   make(chan readKind, 1),
 		docNote: make(chan struct{}, 1),
