@@ -164,6 +164,7 @@ func (b *Bridge) PushDocument(d Document) {
 			signal(p.wake)
 		}
 	}
+	w.lastRead.Store(d.Received.UnixNano())
 	w.enqueueDoc(d)
 	if !w.gotDoc.Swap(true) {
 		signal(b.push.pollCh)
@@ -199,7 +200,9 @@ func (b *Bridge) watchPush(ctx context.Context) {
 			p.shown = next
 		}
 		wasPolling := p.polling
-		p.polling = next.Source != hass.StateSourcePush
+		if wait == 0 { // healthy, or failing beyond the grace
+			p.polling = !healthy
+		}
 		nowPolling := p.polling
 		p.mu.Unlock()
 		if changed {
@@ -277,7 +280,8 @@ func (w *worker) applyDoc(d Document) {
 	st := d.Status
 	w.confirmed, w.isConfirmed = st, true
 	w.lastRead.Store(d.Received.UnixNano())
-	sv := hass.NewStatus(st.Battery, st.Voltage, st.Position, st.HubOnline, st.RawState, st.Timestamp, d.Received, d.Source)
+	// RawState is the mechst bytes here: sesame_status says the state.
+	sv := hass.NewStatus(st.Battery, st.Voltage, st.Position, st.HubOnline, string(st.State), st.Timestamp, d.Received, d.Source)
 	payload, err := hass.JSON(sv)
 	if err != nil {
 		w.log.Error("cannot encode status", "err", err)
