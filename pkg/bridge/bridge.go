@@ -538,8 +538,8 @@ func (b *Bridge) poll(ctx context.Context) {
 }
 
 // awaitDocuments waits, at most PushGrace, for every lock's first document
-// (the push client reads each shadow when it connects), or until the feed
-// is found failing. It returns false when ctx ended.
+// (the push client reads each shadow when it connects), or until the push
+// client reports a failure. It returns false when ctx ended.
 func (b *Bridge) awaitDocuments(ctx context.Context) bool {
 	t := time.NewTimer(b.timing.PushGrace)
 	defer t.Stop()
@@ -551,7 +551,7 @@ func (b *Bridge) awaitDocuments(ctx context.Context) bool {
 				break
 			}
 		}
-		if all || b.push.isPolling() {
+		if all || b.push.isPolling() || b.push.failedOnce() {
 			return true
 		}
 		select {

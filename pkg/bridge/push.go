@@ -58,6 +58,7 @@ type pushState struct {
 	reason    string    // why the feed is not healthy
 	downSince time.Time // when it stopped being healthy (or the start)
 	silent    bool      // a command's document never came
+	failed    bool      // the push client reported a failure since the start
 	polling   bool      // the bridge polls (the feed failed for longer than the grace)
 	shown     hass.StateSource
 }
@@ -119,9 +120,20 @@ func (b *Bridge) PushHealth(h PushHealth) {
 		if was {
 			p.downSince = time.Now()
 		}
+		p.failed = true
 	}
 	p.mu.Unlock()
 	signal(p.wake)
+	if !h.Connected {
+		signal(p.pollCh) // the start-up reads need not wait for a feed that failed
+	}
+}
+
+// failedOnce reports whether the push client reported a failure.
+func (p *pushState) failedOnce() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.failed
 }
 
 // pushSilent marks the feed unhealthy: a command was accepted and no

@@ -403,6 +403,17 @@ func TestPushStartReads(t *testing.T) {
 			t.Errorf("state source %+v", s)
 		}
 	})
+	// A feed that fails to connect does not hold the start-up read back.
+	synctest.Test(t, func(t *testing.T) {
+		pc := newPushCloud(sesame.StateLocked)
+		h := startPush(t, pc, nil, false)
+		t0 := time.Now()
+		h.b.PushHealth(PushHealth{Reason: "dial: connection refused"})
+		synctest.Wait()
+		if r := pc.readTimes(); len(r) != 1 || !r[0].Equal(t0) {
+			t.Errorf("reads %v, want 1 at once", r)
+		}
+	})
 }
 
 // A document for a lock not configured is ignored.
