@@ -485,7 +485,9 @@ func (b *Bridge) poll(ctx context.Context) {
 		b.log.Warn("monthly Web API budget spent: no status reads until next month; commands still work")
 	}
 	polling := b.push.isPolling()
-	var nextSafety time.Time
+	// The start-up reads (or the shadow reads) just happened: no safety
+	// read before they had time to.
+	nextSafety := time.Now().Add(b.timing.BudgetRecheck)
 	for {
 		var wait time.Duration
 		if polling {
