@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"strings"
@@ -304,10 +305,15 @@ func (w *worker) applyDoc(d Document) {
 		w.log.Warn("the lock reports its battery critical", "voltage", st.Voltage)
 	}
 	w.pubMu.Lock()
+	same := bytes.Equal(payload, w.status) // the same document on both shadow topics
 	w.status, w.statusV, w.hasStatus = payload, sv, true
-	w.b.send(w.b.topics.LockStatus(w.lock.ID), true, payload)
+	if !same {
+		w.b.send(w.b.topics.LockStatus(w.lock.ID), true, payload)
+	}
 	w.pubMu.Unlock()
-	w.b.stateChanged()
+	if !same {
+		w.b.stateChanged()
+	}
 }
 
 // onDocs handles documents while no command runs: the state follows them,
