@@ -60,6 +60,7 @@ type pushState struct {
 	downSince time.Time // when it stopped being healthy (or the start)
 	silent    bool      // a command's document never came
 	failed    bool      // the push client reported a failure since the start
+	reports   int       // health reports so far
 	polling   bool      // the bridge polls (the feed failed for longer than the grace)
 	shown     hass.StateSource
 }
@@ -108,6 +109,7 @@ func (b *Bridge) PushHealth(h PushHealth) {
 	if !p.enabled {
 		return
 	}
+	failed := false
 	p.mu.Lock()
 	was := p.connected && !p.silent
 	p.connected = h.Connected
@@ -121,11 +123,15 @@ func (b *Bridge) PushHealth(h PushHealth) {
 		if was {
 			p.downSince = time.Now()
 		}
-		p.failed = true
+		// The first report of a client that has not connected yet says
+		// "connecting"; any later one is a failure.
+		failed = p.reports > 0
+		p.failed = p.failed || failed
 	}
+	p.reports++
 	p.mu.Unlock()
 	signal(p.wake)
-	if !h.Connected {
+	if failed {
 		signal(p.pollCh) // the start-up reads need not wait for a feed that failed
 	}
 }

@@ -407,6 +407,12 @@ func TestPushStartReads(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		pc := newPushCloud(sesame.StateLocked)
 		h := startPush(t, pc, nil, false)
+		h.b.PushHealth(PushHealth{Reason: "connecting"})
+		synctest.Wait()
+		if r := pc.readTimes(); len(r) != 0 {
+			t.Errorf("reads %v while the client is still connecting", r)
+		}
+		time.Sleep(time.Second)
 		t0 := time.Now()
 		h.b.PushHealth(PushHealth{Reason: "dial: connection refused"})
 		synctest.Wait()
