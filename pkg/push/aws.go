@@ -142,6 +142,16 @@ func (s *credSource) get(ctx context.Context) (creds, error) {
 	return got, nil
 }
 
+// invalidate drops c if it is still the current set, so that the next get
+// asks Cognito again.
+func (s *credSource) invalidate(c creds) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cur.accessKey.Reveal() == c.accessKey.Reveal() {
+		s.cur = creds{}
+	}
+}
+
 // presignURL returns the WebSocket URL of endpoint (ws:// or wss://,
 // path /mqtt) presigned for the device gateway, with the session token
 // appended after signing: AWS IoT does not sign it.

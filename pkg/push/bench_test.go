@@ -30,12 +30,18 @@ func BenchmarkDocumentToOnDocument(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	srv.SetShadow(lockA, pushtest.Mechst(sesame.StateLocked, 6, 0), nil)
 	ctx := b.Context()
 	go func() { _ = c.Run(ctx) }()
 	select {
 	case <-connected:
 	case <-time.After(wait):
 		b.Fatal("not connected")
+	}
+	select { // the shadow read after the connect: from now on only the feed delivers
+	case <-docs:
+	case <-time.After(wait):
+		b.Fatal("no shadow read")
 	}
 	durations := make([]time.Duration, 0, b.N)
 	b.ResetTimer()

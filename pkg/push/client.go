@@ -32,6 +32,7 @@ import (
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/cognitoidentity"
 	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/gorilla/websocket"
 
 	"github.com/sesame2mqtt/sesame2mqtt/pkg/logthrottle"
 )
@@ -307,6 +308,9 @@ func (c *Client) getShadow(ctx context.Context, uuid string) ([]byte, time.Time,
 	if err != nil {
 		return nil, time.Time{}, fmt.Errorf("push shadow %s: %w", uuid, err)
 	}
+	if resp.StatusCode == http.StatusForbidden {
+		c.creds.invalidate(cr) // the next call asks for new credentials
+	}
 	if resp.StatusCode != http.StatusOK {
 		return nil, time.Time{}, fmt.Errorf("push shadow %s: HTTP %d", uuid, resp.StatusCode)
 	}
@@ -379,6 +383,12 @@ func (c *Client) dial(ctx context.Context) (*conn, error) {
 	cn.cl = paho.NewClient(opts)
 	if err := wait(ctx, cn.cl.Connect(), connectTimeout+time.Second); err != nil {
 		cn.cl.Disconnect(0)
+		if errors.Is(err, websocket.ErrBadHandshake) {
+			// The endpoint answered but refused the upgrade (403 for a
+			// signature or credentials it does not accept): the next
+			// attempt asks for new credentials.
+			c.creds.invalidate(cr)
+		}
 		return nil, fmt.Errorf("connect to %s: %s", c.endpoint.Host, c.secrets.scrub(err.Error()))
 	}
 	handler := func(_ paho.Client, m paho.Message) {

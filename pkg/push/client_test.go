@@ -75,6 +75,24 @@ func start(t *testing.T, srv *pushtest.Server, locks ...string) *harness {
 	return h
 }
 
+// startReady gives each lock a shadow, starts the client and waits until
+// it is connected and the shadow read after the connect delivered every
+// lock: from then on documents come only from the feed.
+func startReady(t *testing.T, srv *pushtest.Server, locks ...string) *harness {
+	t.Helper()
+	for _, l := range locks {
+		srv.SetShadow(l, pushtest.Mechst(sesame.StateLocked, 6, 0), nil)
+	}
+	h := start(t, srv, locks...)
+	h.waitHealth(t, true)
+	for range locks {
+		if d := h.next(t); d.Source != push.SourceShadow || d.Status.Position != 0 {
+			t.Fatalf("first document %+v, want the shadow read", d)
+		}
+	}
+	return h
+}
+
 // waitHealth waits for a Health with the given Connected.
 func (h *harness) waitHealth(t *testing.T, connected bool) push.Health {
 	t.Helper()
@@ -103,42 +121,35 @@ func (h *harness) next(t *testing.T) push.Document {
 	return push.Document{}
 }
 
-// drainShadowReads takes the documents of the shadow reads after a connect
-// (one per lock that has a shadow).
-func (h *harness) nextFrom(t *testing.T, source string) push.Document {
+// noneBefore checks that the next document is the marker.
+func (h *harness) noneBefore(t *testing.T, marker int) {
 	t.Helper()
-	for {
-		d := h.next(t)
-		if d.Source == source {
-			return d
-		}
+	if d := h.next(t); d.Status.Position != marker {
+		t.Fatalf("unexpected document delivered before the marker: %+v", d)
 	}
 }
 
-// none checks that no document arrives before a marker document does.
-func (h *harness) noneBefore(t *testing.T, marker int) {
+// nextAt waits for a document showing position pos, from the feed or from
+// the shadow read after a reconnect (whichever delivers the version first;
+// the other is then a duplicate).
+func (h *harness) nextAt(t *testing.T, pos int) push.Document {
 	t.Helper()
 	for {
-		d := h.next(t)
-		if d.Source == push.SourcePush && d.Status.Position == marker {
-			return
-		}
-		if d.Source == push.SourcePush {
-			t.Fatalf("unexpected document delivered before the marker: %+v", d)
+		if d := h.next(t); d.Status.Position == pos {
+			return d
 		}
 	}
 }
 
 func TestDocumentArrives(t *testing.T) {
 	srv := pushtest.Start(t)
-	h := start(t, srv, strings.ToLower(lockA))
-	h.waitHealth(t, true)
+	h := startReady(t, srv, strings.ToLower(lockA))
 	hubs := map[string]bool{"00005E005300": true}
 	if err := srv.PublishMechst(lockA, pushtest.Mechst(sesame.StateUnlocked, 6.1, 300), hubs); err != nil {
 		t.Fatal(err)
 	}
-	d := h.nextFrom(t, push.SourcePush)
-	if d.UUID != lockA || d.Status.State != sesame.StateUnlocked || d.Status.Position != 300 || d.Status.Battery != 100 {
+	d := h.next(t)
+	if d.Source != push.SourcePush || d.UUID != lockA || d.Status.State != sesame.StateUnlocked || d.Status.Position != 300 || d.Status.Battery != 100 {
 		t.Fatalf("document %+v", d)
 	}
 	if d.Status.HubOnline == nil || !*d.Status.HubOnline {
@@ -176,8 +187,7 @@ func TestShadowReadAfterConnect(t *testing.T) {
 
 func TestUnknownLockAndGarbageIgnored(t *testing.T) {
 	srv := pushtest.Start(t)
-	h := start(t, srv, lockA)
-	h.waitHealth(t, true)
+	h := startReady(t, srv, lockA)
 	// A document for another lock, on a topic this client did not subscribe
 	// to, and garbage on the lock's own topics: nothing is delivered.
 	if err := srv.PublishMechst(other, pushtest.Mechst(sesame.StateUnlocked, 6, 1), nil); err != nil {
@@ -214,14 +224,13 @@ func TestUnknownLockAndGarbageIgnored(t *testing.T) {
 
 func TestDuplicatesAndPartialDocuments(t *testing.T) {
 	srv := pushtest.Start(t)
-	h := start(t, srv, lockA)
-	h.waitHealth(t, true)
+	h := startReady(t, srv, lockA)
 	// Both topics carry the same update: one delivery.
 	if err := srv.PublishMechstForm(lockA, pushtest.Mechst(sesame.StateLocked, 5.9, 10), nil, pushtest.FormBoth); err != nil {
 		t.Fatal(err)
 	}
-	d := h.nextFrom(t, push.SourcePush)
-	if d.Status.Position != 10 {
+	d := h.next(t)
+	if d.Source != push.SourcePush || d.Status.Position != 10 {
 		t.Fatalf("first document %+v", d)
 	}
 	// A partial update/accepted with only wm2s keeps the last mechst.
@@ -229,7 +238,7 @@ func TestDuplicatesAndPartialDocuments(t *testing.T) {
 	if err := srv.PublishRaw(pushtest.Topic(lockA, "accepted"), []byte(partial)); err != nil {
 		t.Fatal(err)
 	}
-	d = h.nextFrom(t, push.SourcePush)
+	d = h.next(t)
 	if d.Status.Position != 10 || d.Status.HubOnline == nil || *d.Status.HubOnline {
 		t.Fatalf("partial document %+v (hub %v)", d, d.Status.HubOnline)
 	}
@@ -247,8 +256,7 @@ func TestDuplicatesAndPartialDocuments(t *testing.T) {
 
 func TestEndpointDiesAndReturns(t *testing.T) {
 	srv := pushtest.Start(t)
-	h := start(t, srv, lockA)
-	h.waitHealth(t, true)
+	h := startReady(t, srv, lockA)
 	srv.Kill()
 	down := h.waitHealth(t, false)
 	if down.Reason == "" || down.Since.IsZero() {
@@ -264,9 +272,7 @@ func TestEndpointDiesAndReturns(t *testing.T) {
 	if err := srv.PublishMechst(lockA, pushtest.Mechst(sesame.StateLocked, 6, 42), nil); err != nil {
 		t.Fatal(err)
 	}
-	if d := h.nextFrom(t, push.SourcePush); d.Status.Position != 42 {
-		t.Fatalf("document after the return %+v", d)
-	}
+	h.nextAt(t, 42)
 	if srv.Connections() < 2 {
 		t.Fatalf("%d connections, want at least 2", srv.Connections())
 	}
@@ -279,8 +285,7 @@ func TestEndpointDiesAndReturns(t *testing.T) {
 // nothing.
 func TestCredentialsRenewedWithoutLosingADocument(t *testing.T) {
 	srv := pushtest.StartWith(t, pushtest.Options{CredentialTTL: 4 * time.Second})
-	h := start(t, srv, lockA)
-	h.waitHealth(t, true)
+	h := startReady(t, srv, lockA)
 	const n = 180 // one every 50 ms: 9 s, over two renewals
 	for i := 1; i <= n; i++ {
 		if err := srv.PublishMechst(lockA, pushtest.Mechst(sesame.StateLocked, 6, i), nil); err != nil {
@@ -292,10 +297,8 @@ func TestCredentialsRenewedWithoutLosingADocument(t *testing.T) {
 	deadline := time.After(wait)
 	for len(seen) < n {
 		select {
-		case d := <-h.docs:
-			if d.Source == push.SourcePush {
-				seen[d.Status.Position] = true
-			}
+		case d := <-h.docs: // from the feed, or the shadow read after a replacement
+			seen[d.Status.Position] = true
 		case <-deadline:
 			var missing []int
 			for i := 1; i <= n; i++ {
@@ -386,5 +389,45 @@ func TestNewRejects(t *testing.T) {
 	}
 	if _, err := push.New(push.Options{Locks: []string{lockA}, Logger: slog.Default()}); err != nil {
 		t.Errorf("defaults refused: %v", err)
+	}
+}
+
+// TestRefusedCredentialsReplaced: the endpoint refuses the credentials the
+// client holds (revoked); the client asks Cognito for new ones instead of
+// retrying the refused ones until they expire.
+func TestRefusedCredentialsReplaced(t *testing.T) {
+	srv := pushtest.Start(t) // credentials live an hour
+	h := startReady(t, srv, lockA)
+	srv.RevokeCredentials()
+	srv.Kill()
+	h.waitHealth(t, false)
+	if err := srv.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	h.waitHealth(t, true)
+	if srv.Refused() < 1 || srv.CredentialRequests() < 2 {
+		t.Fatalf("%d handshakes refused, %d credential requests: want >= 1 and >= 2", srv.Refused(), srv.CredentialRequests())
+	}
+	if err := srv.PublishMechst(lockA, pushtest.Mechst(sesame.StateUnlocked, 6, 77), nil); err != nil {
+		t.Fatal(err)
+	}
+	h.nextAt(t, 77)
+	// The shadow GET too: refused once, then new credentials.
+	srv.RevokeCredentials()
+	before := srv.CredentialRequests()
+	if _, err := h.client.ReadShadow(context.Background(), lockA); err == nil || !strings.Contains(err.Error(), "403") {
+		t.Fatalf("ReadShadow with revoked credentials: %v", err)
+	}
+	if _, err := h.client.ReadShadow(context.Background(), lockA); err != nil {
+		t.Fatalf("ReadShadow after the refusal: %v", err)
+	}
+	if srv.CredentialRequests() != before+1 {
+		t.Fatalf("%d credential requests after the refused GET, want %d", srv.CredentialRequests(), before+1)
+	}
+	logs := h.log.String()
+	for _, s := range srv.Secrets() {
+		if strings.Contains(logs, s) {
+			t.Fatalf("a credential or signature appears in the log:\n%s", logs)
+		}
 	}
 }

@@ -172,6 +172,15 @@ func (s *Server) SetCredentialTTL(d time.Duration) {
 	s.ttl = d
 }
 
+// RevokeCredentials forgets every credential handed out so far: the
+// endpoint and the shadow GET refuse them from now on (as AWS does for
+// credentials of a deleted identity or pool).
+func (s *Server) RevokeCredentials() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.creds = map[string]issued{}
+}
+
 // CredentialRequests counts GetCredentialsForIdentity calls answered.
 func (s *Server) CredentialRequests() int {
 	s.mu.Lock()
