@@ -218,7 +218,10 @@ func TestDescribe(t *testing.T) {
 		{long, `got "` + long[:64] + `"…(70000 bytes)`},
 		// 21 three-byte characters are 63 bytes; the 22nd is not split.
 		{strings.Repeat("錠", 30), `got "` + strings.Repeat("錠", 21) + `"…(90 bytes)`},
-		{strings.Repeat("\xff", 100), `got "` + strings.Repeat(`\xff`, 64) + `"…(100 bytes)`},
+		// Escapes count: 16 bytes that are no UTF-8 fill the 64 (the fuzzer
+		// found 64 of them making a 280-byte line).
+		{strings.Repeat("\xff", 100), `got "` + strings.Repeat(`\xff`, 16) + `"…(100 bytes)`},
+		{strings.Repeat("\n", 40), `got "` + strings.Repeat(`\n`, 32) + `"…(40 bytes)`},
 	}
 	for _, tt := range tests {
 		if got := describe([]byte(tt.payload)); got != tt.want {
