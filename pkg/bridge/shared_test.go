@@ -290,6 +290,28 @@ func TestSharedListTwoDoors(t *testing.T) {
 			t.Errorf("a topic carries a UID: %s", m.Topic)
 		}
 	}
+	// A stale copy on the broker (an old bridge, a restored backup) is
+	// answered with the newest one, and changes nothing.
+	danaTopic := bridge.SharedCardTopic(sharedPrefix, dana.HexUID())
+	since := time.Now()
+	broker.Publish(t, danaTopic, `{"uid":"`+dana.HexUID()+`","name":"Stale Dana","action":"none","enabled":false,"version":0,"node":"door-zz-old"}`, true)
+	rec.WaitForAfter(t, since, danaTopic, func(p string) bool { return strings.Contains(p, `"name":"Dana"`) }, 3*time.Second)
+	// A card under another card's topic is refused.
+	broker.Publish(t, bridge.SharedCardTopic(sharedPrefix, "04010203"), `{"uid":"04FFFFFF","name":"Intruder","action":"unlock","enabled":true,"version":999,"node":"x"}`, true)
+	time.Sleep(300 * time.Millisecond)
+	for _, d := range []*door{a, b} {
+		if e, _ := d.card("Dana"); !e.Enabled || e.Name != "Dana" {
+			t.Errorf("%s: Dana after a stale copy: %+v", d.lockID, e)
+		}
+		if _, ok := d.card("Intruder"); ok {
+			t.Errorf("%s took a card published under another card's topic", d.lockID)
+		}
+	}
+	fresh := broker.Subscribe(t, danaTopic) // what a bridge joining now gets
+	m := fresh.WaitFor(t, danaTopic, nil, 2*time.Second)
+	if !m.Retained || !strings.Contains(m.Payload, `"name":"Dana"`) {
+		t.Errorf("the broker keeps %+v for Dana", m)
+	}
 	for _, d := range []*door{a, b} {
 		if strings.Contains(strings.ToUpper(d.logs.String()), dana.HexUID()) {
 			t.Errorf("%s's log shows a raw UID", d.lockID)
