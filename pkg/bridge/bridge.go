@@ -450,10 +450,10 @@ func (b *Bridge) Run(ctx context.Context) error {
 	g.Go(func() error { b.announcer(gctx); return nil })
 	g.Go(func() error { b.persist(gctx); return nil })
 	g.Go(func() error { b.runJanitor(gctx); return nil })
+	g.Go(func() error { b.watchPush(gctx); return nil })
 	if b.access != nil {
 		g.Go(func() error { b.access.run(gctx); return nil })
 	}
-	g.Go(func() error { b.watchPush(gctx); return nil })
 	err := g.Wait()
 	b.saveState()
 	return err

@@ -77,10 +77,6 @@ type raw struct {
 	IngressListen     string `envconfig:"INGRESS_LISTEN" desc:"host:port of Home Assistant's ingress listener (the add-on sets :8099); empty = off"`
 	IngressSupervisor string `envconfig:"INGRESS_SUPERVISOR" default:"172.30.32.2" desc:"the only address the ingress listener serves (Home Assistant's Supervisor)"`
 	// --- end access page ---
-	// --- Door access (access.go) ---
-	AccessShared      string `envconfig:"ACCESS_SHARED" default:"false" desc:"true: share the access list with the other bridges on the broker (retained, versioned, under ACCESS_SHARED_TOPIC); protect that topic with broker ACLs, it carries card UIDs"`
-	AccessSharedTopic string `envconfig:"ACCESS_SHARED_TOPIC" default:"sesame2mqtt-access" desc:"topic prefix of the shared access list, the same on every bridge; outside MQTT_BASE_TOPIC"`
-	// --- end door access ---
 	// --- push feed (push.go) ---
 	Push           string `envconfig:"SESAME_PUSH" default:"on" desc:"live lock state from the Sesame cloud's push feed (unofficial: AWS IoT shadows), with the Web API polling as the fallback: on or off (polling only)"`
 	PushPoolID     string `envconfig:"SESAME_PUSH_POOL_ID" default:"ap-northeast-1:0a1820f1-dbb3-4bca-9227-2a92f6abf0ae" desc:"Cognito identity pool of the push feed's anonymous credentials, REGION:ID"`
@@ -89,6 +85,10 @@ type raw struct {
 	PushCognitoURL string `envconfig:"SESAME_PUSH_COGNITO_URL" desc:"overrides the Cognito endpoint, for tests; absolute http(s) URL"`
 	PushShadowURL  string `envconfig:"SESAME_PUSH_SHADOW_URL" desc:"overrides the base of the shadow GET, for tests; absolute http(s) URL; default https:// and the endpoint's host"`
 	// --- end push feed ---
+	// --- Door access (access.go) ---
+	AccessShared      string `envconfig:"ACCESS_SHARED" default:"false" desc:"true: share the access list with the other bridges on the broker (retained, versioned, under ACCESS_SHARED_TOPIC); protect that topic with broker ACLs, it carries card UIDs"`
+	AccessSharedTopic string `envconfig:"ACCESS_SHARED_TOPIC" default:"sesame2mqtt-access" desc:"topic prefix of the shared access list, the same on every bridge; outside MQTT_BASE_TOPIC"`
+	// --- end door access ---
 }
 
 // host holds the variables that only locate the default STATE_DIR. They
@@ -139,9 +139,11 @@ type Config struct {
 
 	MQTTTLS MQTTTLS // TLS material for the broker; zero: system roots, no client certificate
 
-	Web    Web    // the access page (web.go)
+	Web Web // the access page (web.go)
+
+	Push Push // the push feed (push.go)
+
 	Access Access // the access list: shared or not
-	Push   Push   // the push feed (push.go)
 }
 
 // Load reads the process environment through envconfig and validates it.
@@ -309,15 +311,15 @@ func validate(r raw, h host) (Config, error) {
 	errs = append(errs, more...)
 	c.Web, more = parseWeb(r) // the access page (web.go)
 	errs = append(errs, more...)
-	c.Access, more = parseAccess(r) // door access (access.go)
-	errs = append(errs, more...)
 	c.Push, more = parsePush(r) // push feed (push.go)
+	errs = append(errs, more...)
+	c.Access, more = parseAccess(r) // door access (access.go)
 	errs = append(errs, more...)
 
 	if len(errs) > 0 {
 		return Config{}, errors.Join(capTotal(errs)...)
 	}
-	c.Warnings = append(append(append(warnings(r), webWarnings(r)...), accessWarnings(r)...), pushWarnings(r)...)
+	c.Warnings = append(append(append(warnings(r), webWarnings(r)...), pushWarnings(r)...), accessWarnings(r)...)
 	return c, nil
 }
 
