@@ -20,4 +20,5 @@ require (
 	github.com/jonboulle/clockwork v0.4.0 // indirect
 	github.com/rs/xid v1.4.0 // indirect
 	golang.org/x/net v0.44.0 // indirect
+	golang.org/x/sys v0.50.0 // indirect
 )
