@@ -280,7 +280,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if readerOpts != nil {
 		reader, err = nfc.NewReader(nfc.Options{
 			Connstring: cfg.NFC.Device,
-			Open:       openReader,
+			Open:       openReader(log.With("component", "reader")),
 			HoldOff:    cfg.NFC.HoldOff,
 			OnTap:      br.Tap,
 			OnStatus:   br.ReaderStatus,
