@@ -60,3 +60,5 @@ bench: ## HA command / card tap -> signed POST latency, and the binary's idle RS
 fuzz: ## run each fuzz target for FUZZTIME
 	go test -run='^$$' -fuzz='^FuzzParseCommand$$' -fuzztime=$(FUZZTIME) ./pkg/hass
 	go test -run='^$$' -fuzz='^FuzzDecodeStatus$$' -fuzztime=$(FUZZTIME) ./pkg/sesame
+	go test -run='^$$' -fuzz='^FuzzDecode$$' -fuzztime=$(FUZZTIME) ./pkg/nfc/rcs380/port100
+	go test -run='^$$' -fuzz='^FuzzDriverAnswers$$' -fuzztime=$(FUZZTIME) ./pkg/nfc/rcs380
