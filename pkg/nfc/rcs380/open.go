@@ -126,24 +126,31 @@ func (u USB) Dial(connstring string) (Transport, string, error) {
 	}
 	name += " (" + where + ")"
 	conn, err := usbfs.Open(info, usbfs.Options{Detach: true})
-	switch {
-	case errors.Is(err, os.ErrPermission):
-		return nil, "", &setupError{err: err, msg: fmt.Sprintf(
-			"rcs380: %s may not be opened by this user (%v): add the udev rule %s to /etc/udev/rules.d/60-nfc-reader.rules, "+
-				"run udevadm control --reload and udevadm trigger (or plug the reader in again), and add the user to the plugdev group",
-			info.Node, errors.Unwrap(err), UdevRule)}
-	case errors.Is(err, usbfs.ErrDriverBound):
-		return nil, "", &setupError{err: err, msg: fmt.Sprintf(
-			"rcs380: %s at %s: %v: unload it with modprobe -r port100 and keep it unloaded with the line "+
-				"blacklist port100 in /etc/modprobe.d/blacklist-port100.conf",
-			name, info.Node, err)}
-	case errors.Is(err, syscall.ENOENT):
-		return nil, "", fmt.Errorf("%w: %s is gone (%v)", ErrNotFound, info.Node, err)
-	case err != nil:
-		return nil, "", fmt.Errorf("rcs380: open %s: %w", info.Node, err)
+	if err != nil {
+		return nil, "", openError(info, name, err)
 	}
 	if conn.Detached != "" && u.Logger != nil {
 		u.Logger.Info("rcs380: detached the kernel driver from the reader", "driver", conn.Detached, "device", info.Node)
 	}
 	return conn, name, nil
+}
+
+// openError says what to do about a failed open: the setup problems wrap
+// ErrSetup. The driver comes first: a refused detach is EPERM too.
+func openError(info usbfs.Info, name string, err error) error {
+	switch {
+	case errors.Is(err, usbfs.ErrDriverBound):
+		return &setupError{err: err, msg: fmt.Sprintf(
+			"rcs380: %s at %s: %v: unload it with modprobe -r port100 and keep it unloaded with the line "+
+				"blacklist port100 in /etc/modprobe.d/blacklist-port100.conf",
+			name, info.Node, err)}
+	case errors.Is(err, os.ErrPermission):
+		return &setupError{err: err, msg: fmt.Sprintf(
+			"rcs380: %s (%s) may not be opened by this user (%v): add the udev rule %s to /etc/udev/rules.d/60-nfc-reader.rules, "+
+				"run udevadm control --reload and udevadm trigger (or plug the reader in again), and add the user to the plugdev group",
+			info.Node, name, errors.Unwrap(err), UdevRule)}
+	case errors.Is(err, syscall.ENOENT), errors.Is(err, syscall.ENODEV):
+		return fmt.Errorf("%w: %s is gone (%v)", ErrNotFound, info.Node, err)
+	}
+	return fmt.Errorf("rcs380: open %s: %w", info.Node, err)
 }
