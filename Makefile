@@ -55,6 +55,8 @@ bench: ## HA command / card tap -> signed POST latency, and the binary's idle RS
 	go test -run='^$$' -bench=ReconnectAfterBrokerRestart -benchtime=5x ./pkg/mqtt
 	go test -run='^$$' -bench=CardToSignedPOST -benchtime=64x -count=2 ./cmd/sesame2mqtt
 	go test -run='^$$' -bench=CardToPoll -benchtime=20x ./pkg/nfc/libnfc
+	go test -run='^$$' -bench=CardToSignedPOSTRCS380 -benchtime=64x ./cmd/sesame2mqtt
+	go test -run='^$$' -bench=IdleCPU -benchtime=1x ./pkg/nfc/rcs380
 	go test -run='^$$' -bench=IdleRSS -benchtime=1x ./cmd/sesame2mqtt
 
 fuzz: ## run each fuzz target for FUZZTIME

@@ -82,6 +82,8 @@ type Sim struct {
 	corrupt    []Corruption
 	violations []string
 	stats      Stats
+	foundAt    time.Time // a card's activation first reached the driver since the last Put
+	found      bool      // the answer being built completes a card's activation
 
 	// Chip state, reset by the host's ACK at open.
 	cmdType  byte
@@ -117,6 +119,7 @@ func (s *Sim) Put(c Card) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.cards = append(s.cards, &inField{Card: c})
+	s.foundAt = time.Time{}
 	s.broadcast()
 }
 
@@ -192,6 +195,15 @@ func (s *Sim) Open() (rcs380.Transport, error) {
 	return s.session, nil
 }
 
+// FoundAt is when the driver first received the chip's answer with a
+// card's last activation step (the final SAK, a SENSF_RES) since the last
+// Put; zero before.
+func (s *Sim) FoundAt() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.foundAt
+}
+
 // WaitSense waits until the driver sends a SENS_REQ with no card in the
 // field, that is until it polls an empty field.
 func (s *Sim) WaitSense(ctx context.Context) error {
@@ -239,6 +251,7 @@ func (s *Sim) fieldOff() {
 type queued struct {
 	frame []byte
 	at    time.Time
+	found bool // it completes a card's activation
 }
 
 // session is one open transport.
@@ -303,6 +316,7 @@ func (t *session) Write(p []byte, timeout time.Duration) error {
 		t.queue = t.queue[:0]
 	}
 	s.stats.Commands[port100.CommandName(code)]++
+	s.found = false
 	rsp, delay := s.execute(code, params)
 	now := time.Now()
 	t.push(queued{frame: port100.ACK, at: now})
@@ -326,7 +340,7 @@ func (t *session) Write(p []byte, timeout time.Duration) error {
 			frame = []byte{0x13, 0x37, 0x00, 0xFF, 0x42}
 		}
 	}
-	t.push(queued{frame: frame, at: now.Add(delay)})
+	t.push(queued{frame: frame, at: now.Add(delay), found: s.found})
 	return nil
 }
 
@@ -358,6 +372,9 @@ func (t *session) Read(p []byte, timeout time.Duration) (int, error) {
 			q := t.queue[0]
 			if !q.at.After(now) {
 				t.queue = t.queue[1:]
+				if q.found && s.foundAt.IsZero() {
+					s.foundAt = now
+				}
 				s.mu.Unlock()
 				if len(q.frame) > len(p) {
 					return 0, fmt.Errorf("rcs380sim: %d-byte frame into a %d-byte buffer: %w", len(q.frame), len(p), syscall.EOVERFLOW)
@@ -594,6 +611,7 @@ func (s *Sim) exchangeA(tx []byte) []byte {
 			if c.level == len(parts)-1 {
 				c.state = stActive
 				ans = []byte{c.sak}
+				s.markFound()
 			} else {
 				c.level++
 				ans = []byte{0x04}
@@ -604,6 +622,9 @@ func (s *Sim) exchangeA(tx []byte) []byte {
 	s.violate("106A frame % X: not SENS_REQ, SDD_REQ or SEL_REQ", tx)
 	return nil
 }
+
+// found notes that the answer being built completes an activation.
+func (s *Sim) markFound() { s.found = true }
 
 func level(sel byte) int {
 	switch sel {
@@ -640,6 +661,7 @@ func (s *Sim) exchangeF(tx []byte) []byte {
 			f = append(f, 0x00, 0x03) // system code 0003 (a transit card)
 		}
 		f[0] = byte(len(f))
+		s.markFound()
 		return f
 	}
 	return nil
