@@ -300,3 +300,25 @@ func TestRCS380Demo(t *testing.T) {
 		t.Errorf("a wrong -demo-reader: stderr %q", p.stderr.String())
 	}
 }
+
+// TestRCS380NotPluggedIn: the binary with NFC_DEVICE naming an RC-S380
+// that is not there runs, says not_found in Home Assistant and keeps
+// serving the lock; a malformed one is a configuration error.
+func TestRCS380NotPluggedIn(t *testing.T) {
+	broker := mosquittotest.Start(t)
+	fake := newFake(t)
+	rec := broker.Subscribe(t, "sesame2mqtt/#")
+	p := startProc(t, append(bridgeEnv(t, broker, fake), "NFC_DEVICE=rcs380:009:099", "NFC_CARDS="+e2eCards))
+	st := rec.WaitFor(t, "sesame2mqtt/reader/status", func(s string) bool { return strings.Contains(s, `"status":"not_found"`) }, 10*time.Second)
+	if !strings.Contains(st.Payload, "rcs380") {
+		t.Errorf("not_found status %s does not say what was looked for", st.Payload)
+	}
+	rec.WaitFor(t, "sesame2mqtt/"+lockID+"/state", is("LOCKED"), 10*time.Second)
+	p.terminate(t, 5*time.Second)
+
+	p = startProc(t, append(bridgeEnv(t, broker, fake), "NFC_DEVICE=rcs380:1"))
+	p.waitExit(t, 2, 10*time.Second)
+	if !strings.Contains(p.stderr.String(), `configuration: NFC_DEVICE: "rcs380:1": want rcs380`) {
+		t.Errorf("stderr = %q", p.stderr.String())
+	}
+}

@@ -106,7 +106,10 @@ func (u USB) Find(connstring string) ([]usbfs.Info, error) {
 // ErrSetup and say what to do.
 func (u USB) Dial(connstring string) (Transport, string, error) {
 	found, err := u.Find(connstring)
-	if err != nil {
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return nil, "", fmt.Errorf("%w: this machine shows no USB devices (%v; in a container, pass the USB devices in)", ErrNotFound, err)
+	case err != nil:
 		return nil, "", fmt.Errorf("rcs380: %w", err)
 	}
 	if len(found) == 0 {

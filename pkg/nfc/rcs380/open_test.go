@@ -68,6 +68,10 @@ func TestFind(t *testing.T) {
 	if _, _, err := u.Dial("rcs380:002:002"); !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "lsusb") {
 		t.Errorf("Dial of a missing reader: %v, want ErrNotFound mentioning lsusb", err)
 	}
+	noUSB := USB{Tree: usbfs.Tree{Sys: filepath.Join(t.TempDir(), "none")}}
+	if _, _, err := noUSB.Dial("rcs380"); !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "no USB devices") {
+		t.Errorf("Dial without a sysfs: %v", err)
+	}
 }
 
 func TestOpenErrorsSayWhatToDo(t *testing.T) {
