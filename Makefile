@@ -50,9 +50,12 @@ else
 	CGO_ENABLED=0 go run ./cmd/sesame2mqtt -demo
 endif
 
-bench: ## HA command / card tap -> signed POST latency, and the binary's idle RSS
+bench: ## HA command / card tap -> signed POST latency, push document -> MQTT, requests a month, the binary's idle RSS
 	go test -run='^$$' -bench=CommandToSignedPOST -benchtime=300x -count=2 ./pkg/bridge
+	go test -run='^$$' -bench=PushDocumentToMQTT -benchtime=300x -count=2 ./pkg/bridge
+	go test -run='^TestRequestsPerMonth$$' -count=1 -v ./pkg/bridge | grep -E 'requests a month|^(ok|FAIL|---)'
 	go test -run='^$$' -bench=ReconnectAfterBrokerRestart -benchtime=5x ./pkg/mqtt
+	go test -run='^$$' -bench=DocumentToOnDocument -benchtime=2000x ./pkg/push
 	go test -run='^$$' -bench=CardToSignedPOST -benchtime=64x -count=2 ./cmd/sesame2mqtt
 	go test -run='^$$' -bench=CardToPoll -benchtime=20x ./pkg/nfc/libnfc
 	go test -run='^$$' -bench=CardToSignedPOSTRCS380 -benchtime=64x ./cmd/sesame2mqtt
@@ -62,5 +65,6 @@ bench: ## HA command / card tap -> signed POST latency, and the binary's idle RS
 fuzz: ## run each fuzz target for FUZZTIME
 	go test -run='^$$' -fuzz='^FuzzParseCommand$$' -fuzztime=$(FUZZTIME) ./pkg/hass
 	go test -run='^$$' -fuzz='^FuzzDecodeStatus$$' -fuzztime=$(FUZZTIME) ./pkg/sesame
+	go test -run='^$$' -fuzz='^FuzzDecode$$' -fuzztime=$(FUZZTIME) ./pkg/push
 	go test -run='^$$' -fuzz='^FuzzDecode$$' -fuzztime=$(FUZZTIME) ./pkg/nfc/rcs380/port100
 	go test -run='^$$' -fuzz='^FuzzDriverAnswers$$' -fuzztime=$(FUZZTIME) ./pkg/nfc/rcs380

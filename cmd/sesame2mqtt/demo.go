@@ -15,6 +15,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/listeners"
 
 	"github.com/sesame2mqtt/sesame2mqtt/pkg/nfc/libnfc"
+	"github.com/sesame2mqtt/sesame2mqtt/pkg/push/pushtest"
 	"github.com/sesame2mqtt/sesame2mqtt/pkg/sesame"
 	"github.com/sesame2mqtt/sesame2mqtt/pkg/sesame/sesametest"
 )
@@ -43,6 +44,21 @@ func startDemo(listen, reader string, out io.Writer) (func(), error) {
 			stops[i]()
 		}
 	}
+	// The simulated push feed: a fake Cognito and AWS IoT endpoint. Every
+	// move of the simulated lock becomes a shadow document, as the real
+	// cloud sends them.
+	feed, err := pushtest.NewServer(pushtest.Options{})
+	if err != nil {
+		stop()
+		return nil, fmt.Errorf("simulated push feed: %w", err)
+	}
+	stops = append(stops, feed.Close)
+	fake.OnChange(func(uuid string, st sesame.LockState) {
+		feed.PublishMechst(uuid, pushtest.Mechst(st, 6.0, demoPosition(st)), map[string]bool{"00005E005300": true})
+	})
+	stops = append(stops, func() { fake.OnChange(nil) })
+	feed.PublishMechst(demoUUID, pushtest.Mechst(sesame.StateLocked, 6.0, demoPosition(sesame.StateLocked)), map[string]bool{"00005E005300": true})
+
 	stateDir, err := os.MkdirTemp("", "sesame2mqtt-demo-")
 	if err != nil {
 		stop()
@@ -55,6 +71,12 @@ func startDemo(listen, reader string, out io.Writer) (func(), error) {
 		"SESAME_API_URL": fake.URL(),
 		"SESAME_LOCKS":   demoUUID + ":" + secret + ":Demo door",
 		"STATE_DIR":      stateDir,
+
+		"SESAME_PUSH":             "on",
+		"SESAME_PUSH_POOL_ID":     feed.PoolID(),
+		"SESAME_PUSH_ENDPOINT":    feed.Endpoint(),
+		"SESAME_PUSH_COGNITO_URL": feed.CognitoURL(),
+		"SESAME_PUSH_SHADOW_URL":  feed.ShadowURL(),
 	}
 	var brokerURL string
 	if os.Getenv("MQTT_URL") == "" {
@@ -125,6 +147,14 @@ func startDemo(listen, reader string, out io.Writer) (func(), error) {
 		lockName: "Demo door",
 		reader:   dr,
 		noCgo:    noCgo,
+		turn: func() string {
+			to := sesame.StateLocked
+			if fake.State(demoUUID) == sesame.StateLocked {
+				to = sesame.StateUnlocked
+			}
+			fake.Turn(demoUUID, to)
+			return string(to)
+		},
 	})
 	if err != nil {
 		stop()
@@ -167,6 +197,11 @@ The MQTT broker is %s:%s. In another terminal:
   unlock:  mosquitto_pub %[4]s -t '%[5]s/%[6]s/set' -m UNLOCK
   lock:    mosquitto_pub %[4]s -t '%[5]s/%[6]s/set' -m LOCK
   toggle:  mosquitto_pub %[4]s -t '%[5]s/%[6]s/toggle' -m PRESS
+
+A simulated push feed carries every move at once (State source: push).
+  by hand: type turn here and press Enter,
+           or: mosquitto_pub %[4]s -t '%[5]s/demo/turn' -m turn
+  who:     mosquitto_sub %[4]s -v -t '%[5]s/%[6]s/event'
 `, demoUUID, host, port, conn, base, id)
 	switch {
 	case reader != "":
@@ -192,4 +227,15 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b) // crypto/rand.Read never fails on Linux (Go 1.24+ panics rather than return an error)
 	return hex.EncodeToString(b)
+}
+
+// demoPosition is where the simulated lock's thumb turn stands.
+func demoPosition(st sesame.LockState) int {
+	switch st {
+	case sesame.StateLocked:
+		return 29
+	case sesame.StateUnlocked:
+		return 280
+	}
+	return 150
 }

@@ -26,6 +26,8 @@ type consoleOptions struct {
 	base, lockID, lockName  string
 	reader                  *demoReader // nil: no simulated reader
 	noCgo                   bool        // no reader because the build has no cgo
+	// turn turns the simulated lock by hand and says to what; nil: none.
+	turn func() string
 }
 
 // console is the demo's terminal: it prints the lock's state changes, the
@@ -46,9 +48,12 @@ type console struct {
 func startConsole(o consoleOptions) (*console, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &console{o: o, topics: hass.Topics{Base: o.base}, cancel: cancel, now: time.Now}
-	subs := []string{c.topics.LockState(o.lockID), c.topics.LockResult(o.lockID), c.topics.ReaderEvent()}
+	subs := []string{c.topics.LockState(o.lockID), c.topics.LockResult(o.lockID), c.topics.ReaderEvent(), c.topics.LockActivity(o.lockID)}
 	if o.reader != nil {
 		subs = append(subs, c.tapTopic())
+	}
+	if o.turn != nil {
+		subs = append(subs, c.turnTopic())
 	}
 	client, err := mqtt.New(mqtt.Options{
 		URL:           o.url,
@@ -74,6 +79,17 @@ func startConsole(o consoleOptions) (*console, error) {
 }
 
 func (c *console) tapTopic() string { return c.o.base + "/demo/tap" }
+
+func (c *console) turnTopic() string { return c.o.base + "/demo/turn" }
+
+// turnByHand turns the simulated lock as a hand on the thumb turn would.
+func (c *console) turnByHand() {
+	if c.o.turn == nil {
+		return
+	}
+	to := c.o.turn()
+	c.printf("%s: turned by hand to %s", c.o.lockName, to)
+}
 
 func (c *console) stop() {
 	c.cancel()
@@ -103,6 +119,12 @@ func (c *console) handle(m mqtt.Message) {
 		if c.o.reader != nil {
 			c.o.reader.ask(string(m.Payload))
 		}
+	case c.turnTopic():
+		if strings.TrimSpace(string(m.Payload)) == "turn" {
+			c.turnByHand()
+		}
+	case c.topics.LockActivity(c.o.lockID):
+		c.activity(m.Payload)
 	case c.topics.LockState(c.o.lockID):
 		c.state(string(m.Payload))
 	case c.topics.LockResult(c.o.lockID):
@@ -143,6 +165,15 @@ func (c *console) result(payload []byte) {
 	c.printf("%s", line)
 }
 
+func (c *console) activity(payload []byte) {
+	var a hass.Activity
+	if err := json.Unmarshal(payload, &a); err != nil {
+		c.printf("%s: an activity the console cannot read: %v", c.o.lockName, err)
+		return
+	}
+	c.printf("%s: activity %s by %s (%s)", c.o.lockName, a.EventType, a.By, a.Method)
+}
+
 func (c *console) event(payload []byte) {
 	var e struct {
 		EventType string `json:"event_type"`
@@ -181,6 +212,8 @@ func (c *console) readLines(ctx context.Context, f *os.File) {
 		line := strings.TrimSpace(sc.Text())
 		switch {
 		case line == "":
+		case line == "turn" && c.o.turn != nil:
+			c.turnByHand()
 		case c.o.reader != nil:
 			c.o.reader.ask(line)
 		case c.o.noCgo:

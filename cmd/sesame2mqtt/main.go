@@ -28,6 +28,7 @@ import (
 	"github.com/sesame2mqtt/sesame2mqtt/pkg/indicator"
 	"github.com/sesame2mqtt/sesame2mqtt/pkg/mqtt"
 	"github.com/sesame2mqtt/sesame2mqtt/pkg/nfc"
+	"github.com/sesame2mqtt/sesame2mqtt/pkg/push"
 	"github.com/sesame2mqtt/sesame2mqtt/pkg/sesame"
 )
 
@@ -273,6 +274,32 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if lights != nil {
 		bo.Feedback, bo.FeedbackNames = lights, indicator.Names()
 	}
+	// The push feed: documents and health go to the bridge (which exists
+	// before the client runs), and its free shadow read confirms commands.
+	var pushClient *push.Client
+	if cfg.Push.Enabled {
+		uuids := make([]string, 0, len(cfg.Locks))
+		for _, l := range cfg.Locks {
+			uuids = append(uuids, l.UUID)
+		}
+		pushClient, err = push.New(push.Options{
+			Locks:      uuids,
+			PoolID:     cfg.Push.PoolID,
+			Region:     cfg.Push.Region,
+			Endpoint:   cfg.Push.Endpoint,
+			CognitoURL: cfg.Push.CognitoURL,
+			ShadowURL:  cfg.Push.ShadowURL,
+			OnDocument: func(d push.Document) { br.PushDocument(bridgeDocument(d)) },
+			OnHealth: func(h push.Health) {
+				br.PushHealth(bridge.PushHealth{Connected: h.Connected, Reason: h.Reason, Since: h.Since})
+			},
+			Logger: log.With("component", "push"),
+		})
+		if err != nil {
+			return err
+		}
+		bo.Push, bo.Shadow = true, shadowReader{pushClient}
+	}
 	br, err = bridge.New(bo)
 	if err != nil {
 		return err
@@ -312,6 +339,17 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if reader != nil {
 		g.Go(func() error { return reader.Run(gctx) })
 	}
+	if pushClient != nil {
+		g.Go(func() error {
+			// The feed is an extra: when its client gives up, the bridge
+			// polls, and the rest keeps running.
+			if err := pushClient.Run(gctx); err != nil && gctx.Err() == nil {
+				log.Error("push feed stopped; polling the Web API instead", "err", err)
+				br.PushHealth(bridge.PushHealth{Reason: "push client stopped: " + err.Error(), Since: time.Now()})
+			}
+			return nil
+		})
+	}
 	if lights != nil {
 		g.Go(func() error { return lights.ind.Run(gctx) })
 	}
@@ -332,4 +370,20 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	case <-t.C:
 		return fmt.Errorf("shutdown took longer than %s; exiting anyway", shutdownGrace)
 	}
+}
+
+// bridgeDocument is the bridge's view of a push document.
+func bridgeDocument(d push.Document) bridge.Document {
+	return bridge.Document{UUID: d.UUID, Status: d.Status, Critical: d.Critical, Source: d.Source, Received: d.Received}
+}
+
+// shadowReader gives the bridge the push client's free shadow read.
+type shadowReader struct{ c *push.Client }
+
+func (s shadowReader) ReadShadow(ctx context.Context, uuid string) (bridge.Document, error) {
+	d, err := s.c.ReadShadow(ctx, uuid)
+	if err != nil {
+		return bridge.Document{}, err
+	}
+	return bridgeDocument(d), nil
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/sesame2mqtt/sesame2mqtt/pkg/mqtt/mosquittotest"
 	"github.com/sesame2mqtt/sesame2mqtt/pkg/nfc/libnfc"
 	"github.com/sesame2mqtt/sesame2mqtt/pkg/nfc/pn532sim/pn532simtest"
+	"github.com/sesame2mqtt/sesame2mqtt/pkg/push/pushtest"
 	"github.com/sesame2mqtt/sesame2mqtt/pkg/sesame"
 	"github.com/sesame2mqtt/sesame2mqtt/pkg/sesame/sesametest"
 )
@@ -67,7 +68,9 @@ type proc struct {
 
 // cleanEnv is the environment of a child: nothing of ours leaks in.
 func cleanEnv(t testing.TB, vars ...string) []string {
-	return append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}, vars...)
+	// Push off unless a test turns it on (a later entry wins): the tests
+	// do not reach the real AWS IoT endpoint.
+	return append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "SESAME_PUSH=off"}, vars...)
 }
 
 func startProc(t testing.TB, env []string, args ...string) *proc {
@@ -397,7 +400,10 @@ func TestDemo(t *testing.T) {
 			}
 		}
 	}
-	time.Sleep(demoTapTime + 100*time.Millisecond) // the first card has left the field
+	// The first card has left the field, and the hold-off (NFC_HOLD_OFF,
+	// 3 s) after it has passed: with the push feed the toggle is confirmed
+	// within about a second, well before that.
+	time.Sleep(demoTapTime + 3*time.Second + 200*time.Millisecond)
 	drain()
 	if _, err := io.WriteString(p.stdin, "alice\n"); err != nil {
 		t.Fatal(err)
@@ -452,17 +458,24 @@ func TestDemoBannerNamesTheBrokerInUse(t *testing.T) {
 // BenchmarkIdleRSS reports the resident memory of the running binary once it
 // has connected, read its lock and settled.
 func BenchmarkIdleRSS(b *testing.B) {
-	b.Run("locks", func(b *testing.B) { idleRSS(b, false) })
+	b.Run("locks", func(b *testing.B) { idleRSS(b, false, false) })
 	// With a reader polling (the simulated PN532, through libnfc) and the
 	// UID hash key loaded.
-	b.Run("locks+reader", func(b *testing.B) { idleRSS(b, true) })
+	b.Run("locks+reader", func(b *testing.B) { idleRSS(b, true, false) })
+	// With the push feed connected (the simulated Cognito and AWS IoT
+	// endpoint, MQTT over a WebSocket).
+	b.Run("locks+push", func(b *testing.B) { idleRSS(b, false, true) })
 }
 
-func idleRSS(b *testing.B, reader bool) {
+func idleRSS(b *testing.B, reader, withPush bool) {
 	broker := mosquittotest.Start(b)
 	fake := newFake(b)
 	rec := broker.Subscribe(b, "sesame2mqtt/#")
 	env := bridgeEnv(b, broker, fake)
+	if withPush {
+		feed := pushtest.Start(b)
+		env = pushEnv(b, broker, fake, feed)
+	}
 	if reader {
 		needLibnfc(b)
 		sim := pn532simtest.Start(b, "")
@@ -472,6 +485,9 @@ func idleRSS(b *testing.B, reader bool) {
 	for i := 0; i < b.N; i++ {
 		p := startProc(b, env)
 		rec.WaitForAfter(b, time.Now().Add(-time.Second), "sesame2mqtt/"+lockID+"/state", nil, 10*time.Second)
+		if withPush {
+			rec.WaitFor(b, "sesame2mqtt/bridge/state_source", func(s string) bool { return strings.Contains(s, `"source":"push"`) }, 15*time.Second)
+		}
 		time.Sleep(3 * time.Second)
 		rss, err := vmRSS(p.cmd.Process.Pid)
 		if err != nil {

@@ -27,12 +27,17 @@ var contract = []string{
 	"NFC_DEVICE", "NFC_CARDS", "NFC_ACTION", "NFC_LOCK", "NFC_TAG_SCANNER", "NFC_HOLD_OFF",
 	"LED_GREEN_PIN", "LED_RED_PIN", "BUZZER_PIN", "LED_ACTIVE_LOW",
 	"MQTT_CA_FILE", "MQTT_CLIENT_CERT", "MQTT_CLIENT_KEY",
+	"SESAME_PUSH", "SESAME_PUSH_POOL_ID", "SESAME_PUSH_REGION", "SESAME_PUSH_ENDPOINT",
+	"SESAME_PUSH_COGNITO_URL", "SESAME_PUSH_SHADOW_URL",
 }
 
 // notOptions are the contract's variables deliberately not offered as
 // add-on options, and why.
 var notOptions = map[string]string{
-	"STATE_DIR": "fixed to /data, the add-on's persistent folder that backups include (Prepare sets it); nothing for the user to choose",
+	"STATE_DIR":               "fixed to /data, the add-on's persistent folder that backups include (Prepare sets it); nothing for the user to choose",
+	"SESAME_PUSH_REGION":      "follows from push_pool_id; a user who changes the pool changes the region with it",
+	"SESAME_PUSH_COGNITO_URL": "a test override (a fake Cognito); nothing a user sets",
+	"SESAME_PUSH_SHADOW_URL":  "a test override (a fake shadow GET); nothing a user sets",
 }
 
 // configVars are the variables pkg/config documents in its usage table
@@ -129,6 +134,8 @@ func TestOptionsReachConfig(t *testing.T) {
 	check("DiscoveryPrefix", cfg.DiscoveryPrefix, "ha")
 	check("BaseTopic", cfg.BaseTopic, "locks/sesame")
 	check("LogLevel", cfg.LogLevel.String(), "DEBUG")
+	check("Push", cfg.Push, config.Push{Enabled: false, PoolID: "ap-northeast-1:11111111-2222-4333-8444-555555555555",
+		Region: "ap-northeast-1", Endpoint: "a3i4hui4gxwoo8-ats.iot.ap-northeast-1.amazonaws.com"})
 	if len(cfg.Locks) != 2 {
 		t.Fatalf("Locks = %v", cfg.Locks)
 	}

@@ -69,6 +69,19 @@ type Timing struct {
 	// ResultMaxAge is how old a result that could not be published may be
 	// and still be published after the reconnect.
 	ResultMaxAge time.Duration
+	// PushGrace is how long the push feed may be down (or not yet up)
+	// before the bridge polls again.
+	PushGrace time.Duration
+	// PushSilence is how long after a command's acceptance the push feed
+	// must have sent a document for the lock; else it counts as failing.
+	PushSilence time.Duration
+	// HistoryDelay is the quiet time after an outside change before its
+	// history is read (the cloud writes the record after the move), and
+	// HistoryMaxDelay bounds the wait during a burst of changes.
+	HistoryDelay, HistoryMaxDelay time.Duration
+	// SafetyRead is how old a lock's state may get, while push is healthy
+	// and nothing arrives for it, before one Web API read.
+	SafetyRead time.Duration
 }
 
 // DefaultTiming: the cloud needs about 2.5 s to report a move; a lock that
@@ -80,6 +93,12 @@ var DefaultTiming = Timing{
 	BudgetRecheck: 10 * time.Minute,
 	RefreshEvery:  time.Minute,
 	ResultMaxAge:  5 * time.Minute,
+	PushGrace:     30 * time.Second,
+	PushSilence:   10 * time.Second,
+	HistoryDelay:  3 * time.Second,
+	// A burst of changes waits at most this long for its history read.
+	HistoryMaxDelay: 15 * time.Second,
+	SafetyRead:      24 * time.Hour,
 }
 
 func (t Timing) withDefaults() Timing {
@@ -101,6 +120,21 @@ func (t Timing) withDefaults() Timing {
 	if t.ResultMaxAge <= 0 {
 		t.ResultMaxAge = DefaultTiming.ResultMaxAge
 	}
+	if t.PushGrace <= 0 {
+		t.PushGrace = DefaultTiming.PushGrace
+	}
+	if t.PushSilence <= 0 {
+		t.PushSilence = DefaultTiming.PushSilence
+	}
+	if t.HistoryDelay <= 0 {
+		t.HistoryDelay = DefaultTiming.HistoryDelay
+	}
+	if t.HistoryMaxDelay <= 0 {
+		t.HistoryMaxDelay = DefaultTiming.HistoryMaxDelay
+	}
+	if t.SafetyRead <= 0 {
+		t.SafetyRead = DefaultTiming.SafetyRead
+	}
 	return t
 }
 
@@ -117,6 +151,13 @@ type Options struct {
 	// StateFile keeps each lock's last status read and state across
 	// restarts (JSON, written atomically); "" keeps nothing.
 	StateFile string
+
+	// Push: lock states come from the cloud's push feed (PushDocument,
+	// PushHealth); background Web API reads stop while it is healthy.
+	Push bool
+	// Shadow reads a lock's shadow for free when a command is confirmed by
+	// push; may be nil.
+	Shadow ShadowReader
 
 	// Reader is the card reader's configuration; nil without a reader.
 	Reader *Reader
@@ -147,6 +188,11 @@ type Bridge struct {
 
 	workers []*worker
 	byID    map[string]*worker
+	byUUID  map[string]*worker // upper-case UUID
+
+	push    pushState
+	shadow  ShadowReader
+	history Historian       // nil: the Activity entity names no actor
 	known   map[string]bool // lock device ids we publish discovery for
 
 	reader        *Reader
@@ -190,16 +236,22 @@ func New(o Options) (*Bridge, error) {
 		announceCh: make(chan struct{}, 1),
 		janitor:    newJanitor(),
 		byID:       make(map[string]*worker, len(o.Locks)),
+		byUUID:     make(map[string]*worker, len(o.Locks)),
+		shadow:     o.Shadow,
 		known:      make(map[string]bool, len(o.Locks)),
 		reader:     o.Reader,
 		feedback:   o.Feedback,
 		rs:         readerState{jammed: map[string]bool{}},
 	}
+	b.push.init(o.Push, time.Now())
 	if o.Feedback != nil {
 		b.feedbackNames = o.FeedbackNames
 	}
 	if cs, ok := o.Cloud.(ClockSource); ok {
 		b.cloudClock.src = cs
+	}
+	if h, ok := o.Cloud.(Historian); ok {
+		b.history = h
 	}
 	for _, l := range o.Locks {
 		if _, dup := b.byID[l.ID]; dup {
@@ -208,6 +260,7 @@ func New(o Options) (*Bridge, error) {
 		w := newWorker(b, l)
 		b.workers = append(b.workers, w)
 		b.byID[l.ID] = w
+		b.byUUID[strings.ToUpper(l.UUID)] = w
 		b.known[hass.LockDeviceID(l.ID)] = true
 	}
 	if r := o.Reader; r != nil {
@@ -258,6 +311,7 @@ func (b *Bridge) announce() {
 	}
 	b.publishUsage()
 	b.publishClock(true)
+	b.publishStateSource()
 }
 
 // HandleMessage routes one MQTT message. It never blocks: commands go to the
@@ -383,6 +437,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 	g.Go(func() error { b.announcer(gctx); return nil })
 	g.Go(func() error { b.persist(gctx); return nil })
 	g.Go(func() error { b.runJanitor(gctx); return nil })
+	g.Go(func() error { b.watchPush(gctx); return nil })
 	err := g.Wait()
 	b.saveState()
 	return err
@@ -404,38 +459,110 @@ func (b *Bridge) announcer(ctx context.Context) {
 // schedule (all of them without a state file) or whose state is not known to
 // be locked or unlocked (a command cut short by the last shutdown, a jam),
 // then one lock at a time (the one read longest ago) at the interval the
-// budget allows.
+// budget allows. With push, a lock whose document (the push client's shadow
+// read) arrives at start is not read, and while the feed is healthy the
+// background reads stop: a lock nothing was heard of for SafetyRead gets one
+// read.
 func (b *Bridge) poll(ctx context.Context) {
+	if b.push.enabled && !b.awaitDocuments(ctx) {
+		return
+	}
 	if d, ok := b.budget.PollInterval(); ok {
 		round := d * time.Duration(len(b.workers))
 		now := time.Now()
 		for _, w := range b.workers {
 			last := w.lastRead.Load()
-			if last == 0 || now.Sub(time.Unix(0, last)) >= round || !w.settled() {
+			switch {
+			case w.gotDoc.Load():
+				w.log.Debug("not reading at start: the push feed sent the lock's state")
+			case last == 0 || now.Sub(time.Unix(0, last)) >= round || !w.settled():
 				w.requestRead(readBackground)
-			} else {
+			default:
 				w.log.Debug("not reading at start: read recently (state file)", "read_at", time.Unix(0, last).UTC().Format(time.RFC3339))
 			}
 		}
 	} else {
 		b.log.Warn("monthly Web API budget spent: no status reads until next month; commands still work")
 	}
+	polling := b.push.isPolling()
+	// The start-up reads (or the shadow reads) just happened: no safety
+	// read before they had time to.
+	nextSafety := time.Now().Add(b.timing.BudgetRecheck)
 	for {
-		wait, ok := b.budget.PollInterval()
-		if !ok {
-			wait = b.timing.BudgetRecheck
+		var wait time.Duration
+		if polling {
+			d, ok := b.budget.PollInterval()
+			wait = d
+			if !ok {
+				wait = b.timing.BudgetRecheck
+			}
+		} else {
+			due := time.Unix(0, b.stalest().lastRead.Load()).Add(b.timing.SafetyRead)
+			if due.Before(nextSafety) {
+				due = nextSafety
+			}
+			wait = max(time.Until(due), 0)
 		}
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return
+		case <-b.push.pollCh:
+			t.Stop()
+			now := b.push.isPolling()
+			if now && !polling {
+				// Back to polling: a lock not heard of for a round is read now.
+				if d, ok := b.budget.PollInterval(); ok {
+					w := b.stalest()
+					if time.Since(time.Unix(0, w.lastRead.Load())) >= d*time.Duration(len(b.workers)) {
+						w.requestRead(readBackground)
+					}
+				}
+			}
+			polling = now
+			continue
 		case <-t.C:
 		}
 		if _, ok := b.budget.PollInterval(); !ok {
 			continue
 		}
-		b.stalest().requestRead(readBackground)
+		if polling {
+			b.stalest().requestRead(readBackground)
+			continue
+		}
+		w := b.stalest()
+		if time.Since(time.Unix(0, w.lastRead.Load())) >= b.timing.SafetyRead {
+			w.requestRead(readSafety)
+			nextSafety = time.Now().Add(b.timing.BudgetRecheck)
+		}
+	}
+}
+
+// awaitDocuments waits, at most PushGrace, for every lock's first document
+// (the push client reads each shadow when it connects), or until the push
+// client reports a failure. It returns false when ctx ended.
+func (b *Bridge) awaitDocuments(ctx context.Context) bool {
+	t := time.NewTimer(b.timing.PushGrace)
+	defer t.Stop()
+	for {
+		all := true
+		for _, w := range b.workers {
+			if !w.gotDoc.Load() {
+				all = false
+				break
+			}
+		}
+		if all || b.push.isPolling() || b.push.failedOnce() {
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+			return true
+		case <-b.push.pollCh:
+		}
 	}
 }
 
@@ -464,7 +591,9 @@ func (b *Bridge) watchUsage(ctx context.Context) {
 func (b *Bridge) publishUsage() {
 	u := b.budget.Usage()
 	p := hass.Usage{Month: u.Month, Used: u.Used, Budget: u.Budget, Reserve: u.Reserve, Remaining: u.Remaining, BackgroundReads: "stopped"}
-	if d, ok := b.budget.PollInterval(); ok {
+	if !b.push.isPolling() {
+		p.BackgroundReads = "push" // the feed is healthy: background reads stopped, only daily safety reads
+	} else if d, ok := b.budget.PollInterval(); ok {
 		p.BackgroundReads = "active"
 		p.PollIntervalS = int(d.Round(time.Second) / time.Second)
 	}

@@ -39,6 +39,7 @@ var fastTiming = bridge.Timing{
 // stack is a running bridge: the real MQTT client, the real Sesame client,
 // the real request meter.
 type stack struct {
+	br      *bridge.Bridge
 	logs    *logcapture.Buffer
 	cancel  context.CancelFunc
 	done    chan struct{}
@@ -66,6 +67,9 @@ type stackOptions struct {
 	// requestTimeout bounds one HTTP attempt; default 1 s.
 	requestTimeout time.Duration
 	outbox         int // the MQTT client's outbox; default its own
+	// push: the bridge takes documents from a simulated push feed: the
+	// fake's OnChange, and a shadow read of every lock at start.
+	push bool
 }
 
 func startStackWith(t testing.TB, broker *mosquittotest.Broker, fake *sesametest.Server, stateDir string, so stackOptions) *stack {
@@ -124,9 +128,19 @@ func startStackURL(t testing.TB, brokerURL string, fake *sesametest.Server, stat
 		Locks:  so.locks,
 		Topics: topics, Version: "test", Cloud: cloud, Publisher: mq, Budget: meter, Logger: log, Timing: timing,
 		StateFile: filepath.Join(stateDir, "locks.json"),
+		Push:      so.push,
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	s.br = br
+	if so.push {
+		fake.OnChange(func(uuid string, st sesame.LockState) { br.PushDocument(fakeDoc(uuid, st, hass.SourcePush)) })
+		t.Cleanup(func() { fake.OnChange(nil) })
+		br.PushHealth(bridge.PushHealth{Connected: true, Since: time.Now()})
+		for _, l := range so.locks {
+			br.PushDocument(fakeDoc(l.UUID, fake.State(l.UUID), hass.SourceShadowRead))
+		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
@@ -138,6 +152,13 @@ func startStackURL(t testing.TB, brokerURL string, fake *sesametest.Server, stat
 	go func() { wg.Wait(); close(s.done) }()
 	t.Cleanup(s.stop)
 	return s
+}
+
+// fakeDoc is the document a push feed would carry for the fake's state.
+func fakeDoc(uuid string, st sesame.LockState, source string) bridge.Document {
+	on := true
+	return bridge.Document{UUID: uuid, Source: source, Received: time.Now(),
+		Status: sesame.Status{State: st, RawState: "640300801d00000a", Battery: 100, Voltage: 6.1, Position: 29, HubOnline: &on}}
 }
 
 func (s *stack) stop() {

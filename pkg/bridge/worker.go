@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,6 +21,7 @@ const (
 	readBackground readKind = iota + 1
 	readRefresh
 	readUnknown // a command's outcome is unknown: find out what the lock did
+	readSafety  // the push feed is healthy: the daily safety read
 )
 
 func (k readKind) String() string {
@@ -28,6 +30,8 @@ func (k readKind) String() string {
 		return "refresh"
 	case readUnknown:
 		return "after a command with an unknown outcome"
+	case readSafety:
+		return "daily safety read while push is healthy"
 	}
 	return "background"
 }
@@ -90,9 +94,22 @@ type worker struct {
 	statusV   hass.Status // the same, decoded, for the state file
 	hasStatus bool
 
+	// Push documents waiting for the worker (bounded, oldest dropped).
+	docMu      sync.Mutex
+	docs       []Document
+	docDropped int
+	docNote    chan struct{}
+	gotDoc     atomic.Bool // a document arrived since the start
+
 	// Owned by the worker goroutine.
-	confirmed   sesame.Status
-	isConfirmed bool
+	confirmed      sesame.Status
+	isConfirmed    bool
+	criticalLogged bool
+	lastSettled    hass.LockState // the last locked/unlocked seen
+	histTimer      *time.Timer    // a history read is due (debounced)
+	histFirst      time.Time
+	histState      hass.LockState
+	lastRecord     int64 // the newest history record already published
 }
 
 // pendingResult is a result message the broker did not acknowledge.
@@ -104,11 +121,12 @@ type pendingResult struct {
 
 func newWorker(b *Bridge, l Lock) *worker {
 	return &worker{
-		b:     b,
-		lock:  l,
-		log:   b.log.With("lock", l.Name, "uuid", l.UUID),
-		wake:  make(chan struct{}, 1),
-		reads: make(chan readKind, 1),
+		b:       b,
+		lock:    l,
+		log:     b.log.With("lock", l.Name, "uuid", l.UUID),
+		wake:    make(chan struct{}, 1),
+		reads:   make(chan readKind, 1),
+		docNote: make(chan struct{}, 1),
 	}
 }
 
@@ -176,6 +194,10 @@ func (w *worker) run(ctx context.Context) {
 			}
 		case k := <-w.reads:
 			w.read(ctx, k)
+		case <-w.docNote:
+			w.onDocs(w.takeDocs())
+		case <-w.histC():
+			w.readHistory(ctx)
 		}
 	}
 }
@@ -279,10 +301,139 @@ func (w *worker) resolve(ctx context.Context, a hass.Action) (hass.Action, error
 	return a, fmt.Errorf("toggle needs the current state: the lock reports %q", w.confirmed.RawState)
 }
 
-// confirm reads the lock back until it reports the target state.
+// confirm waits until the lock reports the target state: from the push
+// feed while it is healthy, else by reading it back.
 func (w *worker) confirm(ctx context.Context, j *job, action hass.Action, target hass.LockState, accepted time.Time) {
-	var last string
-	for _, at := range w.b.timing.ConfirmAt {
+	if w.b.push.healthy() {
+		w.confirmPush(ctx, j, action, target, accepted)
+		return
+	}
+	w.confirmReads(ctx, j, action, target, accepted, w.b.timing.ConfirmAt, "")
+}
+
+// success ends a command whose lock reached the target.
+func (w *worker) success(j *job, action hass.Action, target hass.LockState, detail string) {
+	w.publishState(target)
+	w.settleOwn(target)
+	w.result(j, action, hass.ResultSuccess, detail)
+	w.ownActivity(action, j.source)
+}
+
+// settleOwn notes a state this bridge's command reached: not a change of
+// somebody else's.
+func (w *worker) settleOwn(s hass.LockState) { w.lastSettled = s }
+
+// jammed ends a command whose lock did not arrive.
+func (w *worker) jammed(j *job, action hass.Action, target hass.LockState, last string) {
+	wait := w.b.timing.ConfirmAt[len(w.b.timing.ConfirmAt)-1]
+	detail := fmt.Sprintf("not %s after %s: %s", target, wait, last)
+	w.log.Warn("lock did not reach the target state; reporting jammed", "command", action.String(), "why", detail)
+	w.publishState(hass.Jammed)
+	w.result(j, action, hass.ResultJammed, detail)
+}
+
+// confirmPush confirms a command by the documents that follow it, and by
+// free shadow reads at the confirmation times. A feed that sends no
+// document within PushSilence is caught silent: the rest is confirmed by
+// Web API reads, and the bridge polls until the feed works again.
+func (w *worker) confirmPush(ctx context.Context, j *job, action hass.Action, target hass.LockState, accepted time.Time) {
+	tm := w.b.timing
+	end := accepted.Add(tm.ConfirmAt[len(tm.ConfirmAt)-1])
+	silenceAt := accepted.Add(tm.PushSilence)
+	points := tm.ConfirmAt
+	if w.b.shadow == nil {
+		points = nil
+	}
+	gotPush := false
+	last := "the push feed reported nothing"
+	check := func(d Document) bool {
+		w.applyDoc(d)
+		if d.Source == hass.SourcePush {
+			gotPush = true
+		}
+		if stateOf(d.Status) == target {
+			after := d.Received.Sub(accepted).Round(100 * time.Millisecond)
+			detail := fmt.Sprintf("%s (confirmed by %s after %s)", d.Status.State, strings.ReplaceAll(d.Source, "_", " "), after)
+			w.log.Info("command confirmed", "command", action.String(), "by", d.Source, "after", after)
+			w.success(j, action, target, detail)
+			return true
+		}
+		last = fmt.Sprintf("the lock reports %s", d.Status.State)
+		if d.Status.HubOnline != nil && !*d.Status.HubOnline {
+			last = fmt.Sprintf("the hub is offline; the lock reports %s", d.Status.State)
+		}
+		return false
+	}
+	for {
+		now := time.Now()
+		next := end
+		if !gotPush && silenceAt.Before(next) {
+			next = silenceAt
+		}
+		for len(points) > 0 && !accepted.Add(points[0]).After(now) && accepted.Add(points[0]).Before(end) {
+			// A shadow read is due.
+			points = points[1:]
+			rctx, cancel := context.WithTimeout(ctx, tm.StatusTimeout)
+			d, err := w.b.shadow.ReadShadow(rctx, w.lock.UUID)
+			cancel()
+			if ctx.Err() != nil {
+				w.interrupted(ctx, j, action, phaseAccepted, nil)
+				return
+			}
+			if err != nil {
+				w.log.Debug("shadow read failed", "err", err)
+				continue
+			}
+			if d.Received.IsZero() {
+				d.Received = time.Now()
+			}
+			d.Source = hass.SourceShadowRead
+			if check(d) {
+				return
+			}
+		}
+		if len(points) > 0 && accepted.Add(points[0]).Before(next) {
+			next = accepted.Add(points[0])
+		}
+		t := time.NewTimer(time.Until(next))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			w.interrupted(ctx, j, action, phaseAccepted, nil)
+			return
+		case <-w.docNote:
+			t.Stop()
+			for _, d := range w.takeDocs() {
+				if check(d) {
+					return
+				}
+			}
+			continue
+		case <-t.C:
+		}
+		now = time.Now()
+		if !now.Before(end) {
+			w.jammed(j, action, target, last)
+			return
+		}
+		if !gotPush && !now.Before(silenceAt) {
+			w.b.pushSilent(w, tm.PushSilence)
+			var rest []time.Duration
+			for _, at := range tm.ConfirmAt {
+				if accepted.Add(at).After(now) {
+					rest = append(rest, at)
+				}
+			}
+			w.confirmReads(ctx, j, action, target, accepted, rest, last)
+			return
+		}
+	}
+}
+
+// confirmReads reads the lock back at the given times after the acceptance
+// until it reports the target state.
+func (w *worker) confirmReads(ctx context.Context, j *job, action hass.Action, target hass.LockState, accepted time.Time, points []time.Duration, last string) {
+	for _, at := range points {
 		t := time.NewTimer(time.Until(accepted.Add(at)))
 		select {
 		case <-ctx.Done():
@@ -301,10 +452,9 @@ func (w *worker) confirm(ctx context.Context, j *job, action hass.Action, target
 			w.log.Warn("confirmation read failed", "err", err)
 			continue
 		case stateOf(st) == target:
-			w.publishState(target)
 			detail := fmt.Sprintf("%s (confirmed after %s)", st.State, at)
 			w.log.Info("command confirmed", "command", action.String(), "after", at)
-			w.result(j, action, hass.ResultSuccess, detail)
+			w.success(j, action, target, detail)
 			return
 		case st.HubOnline != nil && !*st.HubOnline:
 			last = fmt.Sprintf("the hub is offline; the lock reports %s", st.State) + w.b.clockHint(st, time.Now())
@@ -312,11 +462,7 @@ func (w *worker) confirm(ctx context.Context, j *job, action hass.Action, target
 			last = fmt.Sprintf("the lock reports %s", st.State) + w.b.clockHint(st, time.Now())
 		}
 	}
-	wait := w.b.timing.ConfirmAt[len(w.b.timing.ConfirmAt)-1]
-	detail := fmt.Sprintf("not %s after %s: %s", target, wait, last)
-	w.log.Warn("lock did not reach the target state; reporting jammed", "command", action.String(), "why", detail)
-	w.publishState(hass.Jammed)
-	w.result(j, action, hass.ResultJammed, detail)
+	w.jammed(j, action, target, last)
 }
 
 // phase is how far a command got when it was interrupted.
@@ -427,6 +573,7 @@ func (w *worker) read(ctx context.Context, k readKind) {
 		return
 	}
 	w.publishState(stateOf(st))
+	w.settle(stateOf(st), time.Now())
 	w.log.Debug("status read", "reason", k.String(), "state", st.State)
 }
 
@@ -443,7 +590,7 @@ func (w *worker) readStatus(ctx context.Context) (sesame.Status, error) {
 	now := time.Now()
 	w.confirmed, w.isConfirmed = st, true
 	w.lastRead.Store(now.UnixNano())
-	sv := hass.NewStatus(st.Battery, st.Voltage, st.Position, st.HubOnline, st.RawState, st.Timestamp, now)
+	sv := hass.NewStatus(st.Battery, st.Voltage, st.Position, st.HubOnline, st.RawState, st.Timestamp, now, hass.SourceWebAPI)
 	payload, err := hass.JSON(sv)
 	if err != nil {
 		w.log.Error("cannot encode status", "err", err)

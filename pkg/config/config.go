@@ -70,6 +70,15 @@ type raw struct {
 	MQTTClientCert string `envconfig:"MQTT_CLIENT_CERT" desc:"PEM file of the client certificate for brokers that require one; with MQTT_CLIENT_KEY"`
 	MQTTClientKey  string `envconfig:"MQTT_CLIENT_KEY" desc:"PEM file of the client certificate's private key (unencrypted); with MQTT_CLIENT_CERT"`
 	// --- end MQTT over TLS ---
+
+	// --- push feed (push.go) ---
+	Push           string `envconfig:"SESAME_PUSH" default:"on" desc:"live lock state from the Sesame cloud's push feed (unofficial: AWS IoT shadows), with the Web API polling as the fallback: on or off (polling only)"`
+	PushPoolID     string `envconfig:"SESAME_PUSH_POOL_ID" default:"ap-northeast-1:0a1820f1-dbb3-4bca-9227-2a92f6abf0ae" desc:"Cognito identity pool of the push feed's anonymous credentials, REGION:ID"`
+	PushRegion     string `envconfig:"SESAME_PUSH_REGION" desc:"AWS region of the push feed; default the part of SESAME_PUSH_POOL_ID before the colon"`
+	PushEndpoint   string `envconfig:"SESAME_PUSH_ENDPOINT" default:"d06107753ay3c67v7y9pa-ats.iot.ap-northeast-1.amazonaws.com" desc:"AWS IoT endpoint of the push feed: a host name or a wss:// (ws:// for tests) URL; the older a3i4hui4gxwoo8-ats.iot.ap-northeast-1.amazonaws.com works too"`
+	PushCognitoURL string `envconfig:"SESAME_PUSH_COGNITO_URL" desc:"overrides the Cognito endpoint, for tests; absolute http(s) URL"`
+	PushShadowURL  string `envconfig:"SESAME_PUSH_SHADOW_URL" desc:"overrides the base of the shadow GET, for tests; absolute http(s) URL; default https:// and the endpoint's host"`
+	// --- end push feed ---
 }
 
 // host holds the variables that only locate the default STATE_DIR. They
@@ -119,6 +128,8 @@ type Config struct {
 	Warnings []string
 
 	MQTTTLS MQTTTLS // TLS material for the broker; zero: system roots, no client certificate
+
+	Push Push // the push feed (push.go)
 }
 
 // Load reads the process environment through envconfig and validates it.
@@ -205,6 +216,7 @@ func (c Config) Redacted() map[string]any {
 			"client_cert": c.MQTTTLS.CertFile,
 			"client_key":  c.MQTTTLS.KeyFile,
 		},
+		"push": c.Push.redacted(),
 	}
 }
 
@@ -278,11 +290,13 @@ func validate(r raw, h host) (Config, error) {
 	errs = append(errs, more...)
 	c.MQTTTLS, more = parseMQTTTLS(r, c.MQTTURL) // MQTT over TLS (tls.go)
 	errs = append(errs, more...)
+	c.Push, more = parsePush(r) // push feed (push.go)
+	errs = append(errs, more...)
 
 	if len(errs) > 0 {
 		return Config{}, errors.Join(capTotal(errs)...)
 	}
-	c.Warnings = warnings(r)
+	c.Warnings = append(warnings(r), pushWarnings(r)...)
 	return c, nil
 }
 

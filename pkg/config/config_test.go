@@ -32,6 +32,8 @@ var contractVars = []string{
 	"NFC_DEVICE", "NFC_CARDS", "NFC_ACTION", "NFC_LOCK", "NFC_TAG_SCANNER", "NFC_HOLD_OFF",
 	"LED_GREEN_PIN", "LED_RED_PIN", "BUZZER_PIN", "LED_ACTIVE_LOW",
 	"MQTT_CA_FILE", "MQTT_CLIENT_CERT", "MQTT_CLIENT_KEY", // tls.go
+	"SESAME_PUSH", "SESAME_PUSH_POOL_ID", "SESAME_PUSH_REGION", "SESAME_PUSH_ENDPOINT", // push.go
+	"SESAME_PUSH_COGNITO_URL", "SESAME_PUSH_SHADOW_URL",
 	"XDG_STATE_HOME", "HOME",
 }
 
@@ -188,6 +190,7 @@ func TestLoadEveryVariable(t *testing.T) {
 	}
 	got := c
 	got.APIKey, got.MQTTPassword, got.Locks = want.APIKey, want.MQTTPassword, nil
+	got.Push = Push{} // the push feed's variables: push_test.go
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Load =\n%#v\nwant\n%#v", got, want)
 	}

@@ -41,6 +41,7 @@ type Component struct {
 	Topic               string   `json:"topic,omitempty"` // tag scanners only
 	EventTypes          []string `json:"event_types,omitempty"`
 	DeviceClass         string   `json:"device_class,omitempty"`
+	Options             []string `json:"options,omitempty"` // enum sensors
 	EntityCategory      string   `json:"entity_category,omitempty"`
 	StateClass          string   `json:"state_class,omitempty"`
 	Unit                string   `json:"unit_of_measurement,omitempty"`
@@ -160,6 +161,19 @@ func (d Discovery) BridgeConfig() DeviceConfig {
 				ValueTemplate:       "{{ value_json.offset_s }}",
 				JSONAttributesTopic: d.Topics.Clock(),
 			},
+			"state_source": {
+				Platform:            "sensor",
+				Name:                str("State source"),
+				UniqueID:            id + "_state_source",
+				DefaultEntityID:     "sensor." + id + "_state_source",
+				DeviceClass:         "enum",
+				Options:             []string{StateSourcePush, StateSourcePolling, StateSourceFailing},
+				EntityCategory:      "diagnostic",
+				Icon:                "mdi:access-point-network",
+				StateTopic:          d.Topics.StateSource(),
+				ValueTemplate:       "{{ value_json.source }}",
+				JSONAttributesTopic: d.Topics.StateSource(),
+			},
 		},
 	}
 }
@@ -253,6 +267,15 @@ func (d Discovery) LockConfig(l Lock) DeviceConfig {
 				Icon:            "mdi:rotate-3d-variant",
 				StateTopic:      status,
 				ValueTemplate:   "{{ value_json.position }}",
+			},
+			"activity": {
+				Platform:        "event",
+				Name:            str("Activity"),
+				UniqueID:        devID + "_activity",
+				DefaultEntityID: "event." + entity + "_activity",
+				Icon:            "mdi:account-key",
+				StateTopic:      t.LockActivity(l.ID),
+				EventTypes:      ActivityTypes,
 			},
 			"hub": {
 				Platform:        "binary_sensor",

@@ -108,9 +108,15 @@ func TestLockConfigAsHAReadsIt(t *testing.T) {
 func TestPayloadGoldens(t *testing.T) {
 	hubOn, hubOff := true, false
 	read := time.Date(2026, 11, 22, 3, 4, 5, 0, time.UTC)
-	golden(t, "status_hub_on.golden", mustJSON(t, NewStatus(100, 6.00351, 479, &hubOn, "locked", time.Unix(1642253725, 0), read)))
-	golden(t, "status_hub_off.golden", mustJSON(t, NewStatus(7, 4.9, -12, &hubOff, "moved", time.Time{}, read)))
-	golden(t, "status_hub_unknown.golden", mustJSON(t, NewStatus(55, 5.5, 215, nil, "unlocked", time.Unix(1642253725, 0), read)))
+	golden(t, "status_hub_on.golden", mustJSON(t, NewStatus(100, 6.00351, 479, &hubOn, "locked", time.Unix(1642253725, 0), read, SourceWebAPI)))
+	golden(t, "status_hub_off.golden", mustJSON(t, NewStatus(7, 4.9, -12, &hubOff, "moved", time.Time{}, read, SourceShadowRead)))
+	golden(t, "status_hub_unknown.golden", mustJSON(t, NewStatus(55, 5.5, 215, nil, "unlocked", time.Unix(1642253725, 0), read, SourceWebAPI)))
+	golden(t, "status_push.golden", mustJSON(t, NewStatus(88, 5.93, -39, &hubOn, "locked", time.Time{}, read, SourcePush)))
+	ht := 8
+	golden(t, "activity_manual.golden", mustJSON(t, Activity{EventType: ActivityManualUnlocked, By: "unknown", Method: "manual", HistoryType: &ht, At: "2026-11-22T03:04:05Z"}))
+	golden(t, "activity_ours.golden", mustJSON(t, Activity{EventType: ActivityWebUnlocked, By: "Alice", Method: "sesame2mqtt", At: "2026-11-22T03:04:05Z"}))
+	golden(t, "state_source_push.golden", mustJSON(t, StateSource{Source: StateSourcePush, Since: "2026-11-22T03:04:05Z"}))
+	golden(t, "state_source_failing.golden", mustJSON(t, StateSource{Source: StateSourceFailing, Reason: "no document from the push feed within 10s of a command", Since: "2026-11-22T03:04:05Z"}))
 	golden(t, "result_success.golden", mustJSON(t, Result{Command: "unlock", Result: ResultSuccess, Detail: "unlocked (confirmed after 2.5s)", Source: "Home Assistant"}))
 	golden(t, "result_jammed.golden", mustJSON(t, Result{Command: "lock", Result: ResultJammed, Detail: "lock still reports unlocked after 15s", Source: "Home Assistant"}))
 	golden(t, "clock_skewed.golden", mustJSON(t, NewClock(10*time.Minute+400*time.Millisecond, true)))
@@ -119,7 +125,7 @@ func TestPayloadGoldens(t *testing.T) {
 		Detail: "interrupted after the cloud accepted it (the bridge is shutting down): the lock was not read back", Source: "Home Assistant"}))
 	golden(t, "result_delayed.golden", mustJSON(t, Result{Command: "lock", Result: ResultSuccess, Detail: "locked (confirmed after 2.5s)",
 		Source: "Alice", Delayed: true, EndedAt: "2026-11-30T07:59:58Z"}))
-	restored := NewStatus(100, 6.00351, 479, &hubOn, "locked", time.Unix(1642253725, 0), read)
+	restored := NewStatus(100, 6.00351, 479, &hubOn, "locked", time.Unix(1642253725, 0), read, SourceWebAPI)
 	restored.Restored = true
 	golden(t, "status_restored.golden", mustJSON(t, restored))
 	golden(t, "usage.golden", mustJSON(t, Usage{Month: "2026-11", Used: 12, Budget: 3000, Reserve: 600, Remaining: 2988, BackgroundReads: "active", PollIntervalS: 1080}))
@@ -144,7 +150,7 @@ func TestLockStatePayloads(t *testing.T) {
 func TestNewStatusNonFinite(t *testing.T) {
 	var nan float64
 	nan = nan / nan
-	b, err := JSON(NewStatus(1, nan, 0, nil, "locked", time.Time{}, time.Unix(0, 0)))
+	b, err := JSON(NewStatus(1, nan, 0, nil, "locked", time.Time{}, time.Unix(0, 0), SourceWebAPI))
 	if err != nil {
 		t.Fatalf("NaN voltage must not break the payload: %v", err)
 	}
@@ -339,6 +345,23 @@ func TestLongestTopic(t *testing.T) {
 		}
 		if len(longest) != max {
 			t.Errorf("%s: LongestTopic %d bytes, but the longest topic in use is %q (%d)", tp.Base, max, longest, len(longest))
+		}
+	}
+}
+
+func TestActivityOf(t *testing.T) {
+	for typ, want := range map[int][2]string{
+		6: {ActivityAutoLocked, "auto_lock"}, 7: {ActivityManualLocked, "manual"}, 8: {ActivityManualUnlocked, "manual"},
+		2: {ActivityAppUnlocked, "bluetooth"}, 15: {ActivityAppUnlocked, "wifi_module"}, 16: {ActivityWebLocked, "web_api"},
+		17: {ActivityWebUnlocked, "web_api"}, 3: {ActivityOther, "unknown"}, 99: {ActivityOther, "unknown"},
+	} {
+		if e, m := ActivityOf(typ); e != want[0] || m != want[1] {
+			t.Errorf("ActivityOf(%d) = %s, %s; want %v", typ, e, m, want)
+		}
+	}
+	for _, e := range ActivityTypes {
+		if e == "" {
+			t.Error("empty event type")
 		}
 	}
 }

@@ -97,19 +97,30 @@ type Status struct {
 	SesameStatus string  `json:"sesame_status"`
 	ReportedAt   string  `json:"reported_at,omitempty"` // the lock's own timestamp, RFC 3339 UTC
 	ReadAt       string  `json:"read_at"`               // when the bridge read it, RFC 3339 UTC
+	// Source says where the status came from: SourcePush, SourceShadowRead
+	// or SourceWebAPI.
+	Source string `json:"source,omitempty"`
 	// Restored: the bridge restarted and shows what it read at ReadAt (kept
 	// in its state directory); the lock has not been read since.
 	Restored bool `json:"restored,omitempty"`
 }
 
+// Where a status came from.
+const (
+	SourcePush       = "push"        // a document of the cloud's push feed
+	SourceShadowRead = "shadow_read" // a read of the push feed's shadow (free)
+	SourceWebAPI     = "web_api"     // a Web API status read (counted)
+)
+
 // NewStatus fills a Status; hub nil means unknown.
-func NewStatus(battery int, voltage float64, position int, hub *bool, sesameStatus string, reported, read time.Time) Status {
+func NewStatus(battery int, voltage float64, position int, hub *bool, sesameStatus string, reported, read time.Time, source string) Status {
 	s := Status{
 		Battery:      battery,
 		Voltage:      finite(math.Round(voltage*1000) / 1000),
 		Position:     position,
 		SesameStatus: sesameStatus,
 		ReadAt:       read.UTC().Format(time.RFC3339),
+		Source:       source,
 	}
 	if !reported.IsZero() {
 		s.ReportedAt = reported.UTC().Format(time.RFC3339)
@@ -158,6 +169,49 @@ type Usage struct {
 	PollIntervalS   int    `json:"poll_interval_s,omitempty"`
 }
 
+// State source values: where the lock states come from.
+const (
+	StateSourcePush    = "push"         // the push feed is healthy; background Web API reads stopped
+	StateSourcePolling = "polling"      // push is off (SESAME_PUSH=off): budgeted Web API reads
+	StateSourceFailing = "push failing" // push is on but not working: budgeted Web API reads meanwhile
+)
+
+// StateSource is the JSON on the bridge's state source topic.
+type StateSource struct {
+	Source string `json:"source"`
+	Reason string `json:"reason,omitempty"`
+	Since  string `json:"since"` // RFC 3339 UTC
+}
+
+// Activity event types of a lock's Activity event entity.
+const (
+	ActivityLocked         = "locked"
+	ActivityUnlocked       = "unlocked"
+	ActivityAutoLocked     = "auto_locked"
+	ActivityManualLocked   = "manual_locked"
+	ActivityManualUnlocked = "manual_unlocked"
+	ActivityAppLocked      = "app_locked"
+	ActivityAppUnlocked    = "app_unlocked"
+	ActivityWebLocked      = "web_locked"
+	ActivityWebUnlocked    = "web_unlocked"
+	ActivityOther          = "other"
+)
+
+// ActivityTypes are the Activity entity's event types.
+var ActivityTypes = []string{
+	ActivityLocked, ActivityUnlocked, ActivityAutoLocked, ActivityManualLocked, ActivityManualUnlocked,
+	ActivityAppLocked, ActivityAppUnlocked, ActivityWebLocked, ActivityWebUnlocked, ActivityOther,
+}
+
+// Activity is one event of a lock's Activity entity: who or what moved it.
+type Activity struct {
+	EventType   string `json:"event_type"`
+	By          string `json:"by"`                     // the history tag: a card holder, "Home Assistant", an app user; "unknown"
+	Method      string `json:"method"`                 // manual, auto_lock, bluetooth, wifi_module, web_api, sesame2mqtt, unknown
+	HistoryType *int   `json:"history_type,omitempty"` // the cloud's record type, when the history was read
+	At          string `json:"at"`                     // RFC 3339 UTC
+}
+
 // Clock is the JSON on the bridge's clock topic: how far the host's clock
 // is off the Sesame cloud's, which judges the commands' signatures.
 type Clock struct {
@@ -189,4 +243,39 @@ func finite(f float64) float64 {
 		return 0
 	}
 	return f
+}
+
+// ActivityOf names a history record type (pysesame3's numbering) as an
+// Activity event type and the method behind it. Types without a lock or
+// unlock in them are ActivityOther.
+func ActivityOf(historyType int) (eventType, method string) {
+	switch historyType {
+	case 1:
+		return ActivityAppLocked, "bluetooth"
+	case 2:
+		return ActivityAppUnlocked, "bluetooth"
+	case 6:
+		return ActivityAutoLocked, "auto_lock"
+	case 7:
+		return ActivityManualLocked, "manual"
+	case 8:
+		return ActivityManualUnlocked, "manual"
+	case 9, 22:
+		return ActivityOther, "manual"
+	case 10:
+		return ActivityLocked, "lock"
+	case 11:
+		return ActivityUnlocked, "lock"
+	case 14:
+		return ActivityAppLocked, "wifi_module"
+	case 15:
+		return ActivityAppUnlocked, "wifi_module"
+	case 16:
+		return ActivityWebLocked, "web_api"
+	case 17:
+		return ActivityWebUnlocked, "web_api"
+	case 18:
+		return ActivityOther, "web_api"
+	}
+	return ActivityOther, "unknown"
 }

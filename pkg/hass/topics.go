@@ -21,6 +21,12 @@ func (t Topics) Usage() string { return t.Base + "/bridge/api_usage" }
 // Clock carries the host's clock offset to the Sesame cloud (retained JSON).
 func (t Topics) Clock() string { return t.Base + "/bridge/clock" }
 
+// StateSource says where the lock states come from (retained JSON).
+func (t Topics) StateSource() string { return t.Base + "/bridge/state_source" }
+
+// LockActivity carries the Activity events of a lock (non-retained JSON).
+func (t Topics) LockActivity(id string) string { return t.Base + "/" + id + "/event" }
+
 // LockState carries the lock entity's state (retained).
 func (t Topics) LockState(id string) string { return t.Base + "/" + id + "/state" }
 

@@ -23,6 +23,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -85,6 +86,17 @@ type Server struct {
 	skew      time.Duration // the cloud's clock minus the host's
 	fail      failure
 	requests  []Request
+	onChange  func(uuid string, state sesame.LockState)
+	recordID  int64
+}
+
+// HistoryRecord is one entry of a fake lock's history, as GET
+// /{uuid}/history serves it.
+type HistoryRecord struct {
+	Type     int
+	At       time.Time // the cloud's clock
+	Tag      string    // the raw history tag (the command's decoded tag; "" for none)
+	RecordID int64
 }
 
 // failure is the canned answer FailNext sets up.
@@ -108,7 +120,11 @@ type lock struct {
 	voltage   float64
 	hubOnline bool
 	noMove    bool
+	history   []HistoryRecord // oldest first
 }
+
+// maxHistory bounds what a fake lock remembers.
+const maxHistory = 200
 
 // NewServer starts a fake cloud on 127.0.0.1 (a free port) that accepts
 // apiKey. It panics on a lock without a UUID, with a secret that is not 32
@@ -252,11 +268,76 @@ func (s *Server) SetLatency(d time.Duration) {
 // Turn sets a lock's state as if someone turned it by hand, ending any move.
 // Any state is taken, so a test can make the fake report a string the
 // client does not know.
+//
+// The lock's history gets a manualLocked (7), manualUnlocked (8) or
+// manualElse (9) record without a tag, and the OnChange callback is told.
 func (s *Server) Turn(uuid string, state sesame.LockState) {
 	s.mu.Lock()
+	l := s.locks[uuid]
+	if l == nil {
+		s.mu.Unlock()
+		return
+	}
+	now := s.cloudNow()
+	l.state, l.moving, l.changed = state, false, now
+	typ := 9
+	switch state {
+	case sesame.StateLocked:
+		typ = 7
+	case sesame.StateUnlocked:
+		typ = 8
+	}
+	s.record(l, typ, now, "")
+	onChange := s.onChange
+	s.mu.Unlock()
+	if onChange != nil {
+		onChange(uuid, state)
+	}
+}
+
+// OnChange sets a callback told of every change of a lock's reported state
+// (what a push feed would carry): a command that starts a move (moved),
+// the end of the move (the target), a Turn. It runs on a goroutine of the
+// server, outside its lock, and must not block for long; nil stops it.
+func (s *Server) OnChange(f func(uuid string, state sesame.LockState)) {
+	s.mu.Lock()
 	defer s.mu.Unlock()
-	if l := s.locks[uuid]; l != nil {
-		l.state, l.moving, l.changed = state, false, s.cloudNow()
+	s.onChange = f
+}
+
+// changed tells f of a command's effect: now, and once the move ended.
+func (s *Server) changed(f func(string, sesame.LockState), uuid string, moveDelay time.Duration) {
+	f(uuid, s.State(uuid))
+	if moveDelay <= 0 {
+		return
+	}
+	time.AfterFunc(moveDelay, func() {
+		select {
+		case <-s.done:
+			return
+		default:
+		}
+		f(uuid, s.State(uuid))
+	})
+}
+
+// History returns a copy of a lock's history, oldest first.
+func (s *Server) History(uuid string) []HistoryRecord {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l := s.locks[uuid]
+	if l == nil {
+		return nil
+	}
+	return append([]HistoryRecord(nil), l.history...)
+}
+
+// record adds one history record. s.mu is held.
+func (s *Server) record(l *lock, typ int, at time.Time, tag string) {
+	s.recordID++
+	l.history = append(l.history, HistoryRecord{Type: typ, At: at, Tag: tag, RecordID: s.recordID})
+	if len(l.history) > maxHistory {
+		l.history = l.history[len(l.history)-maxHistory:]
 	}
 }
 
@@ -308,7 +389,7 @@ func jsonAnswer(status int, message string) answer {
 
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	arrival := time.Now()
-	uuid, isCmd, pathOK := splitPath(r.URL.Path)
+	uuid, isCmd, isHistory, pathOK := splitPath(r.URL.Path)
 	rec := Request{
 		Time:     arrival,
 		Method:   r.Method,
@@ -330,11 +411,15 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 
 	s.mu.Lock()
 	now := arrival.Add(s.skew) // the cloud's clock
-	ans := s.answer(now, r.Method, pathOK, isCmd, bodyOK, cmd, &rec)
+	ans, changed := s.answer(now, r.Method, pathOK, isCmd, isHistory, bodyOK, cmd, r.URL.Query().Get("lg"), &rec)
 	rec.Status = ans.status
 	s.requests = append(s.requests, rec)
 	latency, skew := s.latency, s.skew
+	onChange, moveDelay := s.onChange, s.moveDelay
 	s.mu.Unlock()
+	if changed && onChange != nil {
+		s.changed(onChange, uuid, moveDelay)
+	}
 
 	select {
 	case s.notify <- rec:
@@ -367,7 +452,8 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // answer decides the response and applies a command's effect. s.mu is held.
-func (s *Server) answer(now time.Time, method string, pathOK, isCmd, bodyOK bool, cmd commandBody, rec *Request) answer {
+// changed reports a lock that started moving (or moved at once).
+func (s *Server) answer(now time.Time, method string, pathOK, isCmd, isHistory, bodyOK bool, cmd commandBody, lg string, rec *Request) (answer, bool) {
 	l := s.locks[rec.UUID]
 	if l != nil && bodyOK {
 		rec.SignValid = signValid(l.key, cmd.Sign, now)
@@ -375,45 +461,66 @@ func (s *Server) answer(now time.Time, method string, pathOK, isCmd, bodyOK bool
 
 	if s.fail.n > 0 {
 		s.fail.n--
-		return answer{status: s.fail.status, body: s.fail.body, retryAfter: s.fail.retryAfter}
+		return answer{status: s.fail.status, body: s.fail.body, retryAfter: s.fail.retryAfter}, false
 	}
 	if !rec.KeyValid {
-		return jsonAnswer(http.StatusForbidden, "Forbidden")
+		return jsonAnswer(http.StatusForbidden, "Forbidden"), false
 	}
 	if !pathOK {
-		return jsonAnswer(http.StatusNotFound, "Not Found")
+		return jsonAnswer(http.StatusNotFound, "Not Found"), false
 	}
 	if l == nil {
-		return jsonAnswer(http.StatusInternalServerError, "Internal server error")
+		return jsonAnswer(http.StatusInternalServerError, "Internal server error"), false
 	}
 	switch {
-	case !isCmd && method == http.MethodGet:
-		return answer{status: http.StatusOK, body: l.statusBody(now)}
+	case isHistory && method == http.MethodGet:
+		n, err := strconv.Atoi(lg)
+		if err != nil || n < 1 {
+			return jsonAnswer(http.StatusBadRequest, "Bad Request"), false
+		}
+		return answer{status: http.StatusOK, body: l.historyBody(min(n, 50))}, false
+	case !isCmd && !isHistory && method == http.MethodGet:
+		return answer{status: http.StatusOK, body: l.statusBody(now)}, false
 	case isCmd && method == http.MethodPost:
 		if !bodyOK {
-			return jsonAnswer(http.StatusBadGateway, "Internal server error")
+			return jsonAnswer(http.StatusBadGateway, "Internal server error"), false
 		}
+		moved := false
 		if rec.SignValid {
+			before := l.reported(now)
 			l.command(now, cmd.Cmd, s.moveDelay)
+			if l.moving || l.state != before {
+				moved = true
+				typ := 18 // webClick
+				switch l.targetOrState() {
+				case sesame.StateLocked:
+					typ = 16 // webLock
+				case sesame.StateUnlocked:
+					typ = 17 // webUnLock
+				}
+				s.record(l, typ, now, rec.History)
+			}
 		}
-		return answer{status: http.StatusOK, body: `{"statusCode":200}`}
+		return answer{status: http.StatusOK, body: `{"statusCode":200}`}, moved
 	default:
-		return jsonAnswer(http.StatusMethodNotAllowed, "Method Not Allowed")
+		return jsonAnswer(http.StatusMethodNotAllowed, "Method Not Allowed"), false
 	}
 }
 
-// splitPath reads "/{uuid}" and "/{uuid}/cmd".
-func splitPath(p string) (uuid string, isCmd, ok bool) {
+// splitPath reads "/{uuid}", "/{uuid}/cmd" and "/{uuid}/history".
+func splitPath(p string) (uuid string, isCmd, isHistory, ok bool) {
 	parts := strings.Split(strings.TrimPrefix(p, "/"), "/")
 	switch {
 	case len(parts) == 1 && parts[0] != "":
-		return parts[0], false, true
+		return parts[0], false, false, true
 	case len(parts) == 2 && parts[0] != "" && parts[1] == "cmd":
-		return parts[0], true, true
+		return parts[0], true, false, true
+	case len(parts) == 2 && parts[0] != "" && parts[1] == "history":
+		return parts[0], false, true, true
 	case len(parts) >= 1:
-		return parts[0], false, false
+		return parts[0], false, false, false
 	}
-	return "", false, false
+	return "", false, false, false
 }
 
 // signValid accepts the signature of the current 256-s slot and of the slots
@@ -476,6 +583,38 @@ func (l *lock) command(now time.Time, cmd int, moveDelay time.Duration) {
 		return
 	}
 	l.moving, l.target, l.moveUntil, l.changed = true, target, now.Add(moveDelay), now
+}
+
+// targetOrState is where the lock is going, or where it is.
+func (l *lock) targetOrState() sesame.LockState {
+	if l.moving {
+		return l.target
+	}
+	return l.state
+}
+
+// historyBody renders GET /{uuid}/history: the newest n records first,
+// timeStamp in milliseconds, historyTag base64 or null.
+func (l *lock) historyBody(n int) string {
+	type rec struct {
+		Type       int     `json:"type"`
+		TimeStamp  int64   `json:"timeStamp"`
+		HistoryTag *string `json:"historyTag"`
+		RecordID   int64   `json:"recordID"`
+		Parameter  *string `json:"parameter"`
+	}
+	out := make([]rec, 0, n)
+	for i := len(l.history) - 1; i >= 0 && len(out) < n; i-- {
+		h := l.history[i]
+		r := rec{Type: h.Type, TimeStamp: h.At.UnixMilli(), RecordID: h.RecordID}
+		if h.Tag != "" {
+			t := base64.StdEncoding.EncodeToString([]byte(h.Tag))
+			r.HistoryTag = &t
+		}
+		out = append(out, r)
+	}
+	b, _ := json.Marshal(out)
+	return string(b)
 }
 
 // statusBody renders GET /{uuid}.

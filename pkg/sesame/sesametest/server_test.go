@@ -313,7 +313,8 @@ func TestErrorsOfTheService(t *testing.T) {
 		{"POST", "/NO-SUCH-LOCK/cmd", cmdBody(t, 82, "", time.Now()), 500, `{"message":"Internal server error"}`},
 		{"POST", "/" + uuid + "/cmd", `{"cmd":`, 502, `{"message":"Internal server error"}`},
 		{"GET", "/", "", 404, `{"message":"Not Found"}`},
-		{"GET", "/" + uuid + "/history", "", 404, `{"message":"Not Found"}`},
+		{"GET", "/" + uuid + "/history", "", 400, `{"message":"Bad Request"}`}, // no lg
+		{"GET", "/" + uuid + "/events", "", 404, `{"message":"Not Found"}`},
 		{"DELETE", "/" + uuid, "", 405, `{"message":"Method Not Allowed"}`},
 	}
 	for _, tt := range tests {
