@@ -113,7 +113,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-const usageLine = "Usage: sesame2mqtt [-demo [-demo-listen ADDR]] [-version] [-help]"
+const usageLine = "Usage: sesame2mqtt [-demo [-demo-listen ADDR] [-demo-reader pn532|rcs380]] [-version] [-help]"
 
 // printHelp writes the flags and the configuration table: to stdout, so
 // that `sesame2mqtt -help | less` works.
