@@ -58,9 +58,13 @@ bench: ## HA command / card tap -> signed POST latency, push document -> MQTT, r
 	go test -run='^$$' -bench=DocumentToOnDocument -benchtime=2000x ./pkg/push
 	go test -run='^$$' -bench=CardToSignedPOST -benchtime=64x -count=2 ./cmd/sesame2mqtt
 	go test -run='^$$' -bench=CardToPoll -benchtime=20x ./pkg/nfc/libnfc
+	go test -run='^$$' -bench=CardToSignedPOSTRCS380 -benchtime=64x ./cmd/sesame2mqtt
+	go test -run='^$$' -bench=IdleCPU -benchtime=1x ./pkg/nfc/rcs380
 	go test -run='^$$' -bench=IdleRSS -benchtime=1x ./cmd/sesame2mqtt
 
 fuzz: ## run each fuzz target for FUZZTIME
 	go test -run='^$$' -fuzz='^FuzzParseCommand$$' -fuzztime=$(FUZZTIME) ./pkg/hass
 	go test -run='^$$' -fuzz='^FuzzDecodeStatus$$' -fuzztime=$(FUZZTIME) ./pkg/sesame
 	go test -run='^$$' -fuzz='^FuzzDecode$$' -fuzztime=$(FUZZTIME) ./pkg/push
+	go test -run='^$$' -fuzz='^FuzzDecode$$' -fuzztime=$(FUZZTIME) ./pkg/nfc/rcs380/port100
+	go test -run='^$$' -fuzz='^FuzzDriverAnswers$$' -fuzztime=$(FUZZTIME) ./pkg/nfc/rcs380

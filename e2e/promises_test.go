@@ -49,9 +49,10 @@ var wantEntities = map[string]wantEntity{
 		deviceClass: "connectivity"},
 	"sensor.sesame2mqtt_bridge_api_requests": {device: "bridge", name: "Web API requests this month", category: "diagnostic",
 		unit: "requests", stateClass: "total_increasing",
-		attributes: []string{"budget", "reserve", "remaining", "background_reads", "poll_interval_s"}},
+		// poll_interval_s only while polling: the demo's push feed is healthy.
+		attributes: []string{"budget", "reserve", "remaining", "background_reads"}},
 	"sensor.sesame2mqtt_bridge_clock_offset": {device: "bridge", name: "Clock offset", category: "diagnostic",
-		deviceClass: "duration", unit: "s", stateClass: "measurement", attributes: []string{"signing_clock"}},
+		deviceClass: "duration", unit: "s", stateClass: "measurement"}, // signing_clock once the cloud answered (checked after a command)
 	"event.sesame_demo_door_activity": {device: "lock", name: "Activity", attributes: []string{"event_types"}},
 	"sensor.sesame2mqtt_bridge_state_source": {device: "bridge", name: "State source", category: "diagnostic",
 		deviceClass: "enum", attributes: []string{"since"}},

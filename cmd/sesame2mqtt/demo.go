@@ -29,7 +29,13 @@ const demoUUID = "DE300000-5E5A-4E00-8000-000000000001"
 // at them through the environment, so that the demo runs the same
 // configuration path as a real installation. The API key and the lock's
 // secret are random and never printed.
-func startDemo(listen string, out io.Writer) (func(), error) {
+//
+// reader is the simulated card reader: demoPN532 (through libnfc, so only in
+// a build with cgo) or demoRCS380 (through the pure-Go RC-S380 driver).
+func startDemo(listen, reader string, out io.Writer) (func(), error) {
+	if reader != demoPN532 && reader != demoRCS380 {
+		return nil, fmt.Errorf("-demo-reader %q: want %s or %s", reader, demoPN532, demoRCS380)
+	}
 	key, secret := randomHex(20), randomHex(16)
 	fake := sesametest.NewServer(key, sesametest.Lock{UUID: demoUUID, Secret: secret, State: sesame.StateLocked})
 	stops := []func(){fake.Close}
@@ -104,18 +110,20 @@ func startDemo(listen string, out io.Writer) (func(), error) {
 	}
 	id := strings.ToLower(strings.ReplaceAll(demoUUID, "-", ""))
 
-	// The simulated reader goes through the real libnfc driver: only in a
+	// The simulated PN532 goes through the real libnfc driver: only in a
 	// build with cgo. Without it the demo says so, also when a tap is typed.
+	// The simulated RC-S380 needs no cgo.
 	var dr *demoReader
-	noCgo := os.Getenv("NFC_DEVICE") == "" && !libnfc.Available
-	if os.Getenv("NFC_DEVICE") == "" && libnfc.Available {
+	withCgo := libnfc.Available || reader == demoRCS380
+	noCgo := os.Getenv("NFC_DEVICE") == "" && !withCgo
+	if os.Getenv("NFC_DEVICE") == "" && withCgo {
 		var err error
-		if dr, err = startDemoReader(out); err != nil {
+		if dr, err = startDemoReader(reader, out); err != nil {
 			stop()
 			return nil, err
 		}
 		stops = append(stops, dr.stop)
-		set["NFC_DEVICE"] = dr.sim.Connstring()
+		set["NFC_DEVICE"] = dr.connstring
 		if os.Getenv("NFC_CARDS") == "" {
 			set["NFC_CARDS"] = demoAllowlist
 		}
@@ -154,13 +162,18 @@ func startDemo(listen string, out io.Writer) (func(), error) {
 	}
 	stops = append(stops, con.stop)
 
-	fmt.Fprint(out, demoBanner(brokerURL, os.Getenv("MQTT_USERNAME"), base, id, dr != nil, noCgo))
+	readerKind := ""
+	if dr != nil {
+		readerKind = dr.kind
+	}
+	fmt.Fprint(out, demoBanner(brokerURL, os.Getenv("MQTT_USERNAME"), base, id, readerKind, noCgo))
 	return stop, nil
 }
 
 // demoBanner says where the broker is and how to watch and command the
 // simulated lock, with the host and port the demo really uses.
-func demoBanner(brokerURL, username, base, id string, reader, noCgo bool) string {
+// reader is the simulated reader's kind, "" for none.
+func demoBanner(brokerURL, username, base, id string, reader string, noCgo bool) string {
 	host, port := "127.0.0.1", "1883"
 	if u, err := url.Parse(brokerURL); err == nil && u.Hostname() != "" {
 		host, port = u.Hostname(), u.Port()
@@ -191,16 +204,20 @@ A simulated push feed carries every move at once (State source: push).
   who:     mosquitto_sub %[4]s -v -t '%[5]s/%[6]s/event'
 `, demoUUID, host, port, conn, base, id)
 	switch {
-	case reader:
+	case reader != "":
+		what := "A simulated PN532 card reader is attached (through the real libnfc driver)."
+		if reader == demoRCS380 {
+			what = "A simulated Sony RC-S380 is attached (through the pure-Go RC-S380 driver; simulated at USB)."
+		}
+		fmt.Fprintf(&b, "\n%s", what)
 		fmt.Fprintf(&b, `
-A simulated PN532 card reader is attached (through the real libnfc driver).
 Alice and Chika (a FeliCa card) are on the allowlist; a tap toggles the lock.
   tap:     type alice, chika, stranger or phone here and press Enter,
            or: mosquitto_pub %[1]s -t '%[2]s/demo/tap' -m alice
   events:  mosquitto_sub %[1]s -v -t '%[2]s/reader/#'
 `, conn, base)
 	case noCgo:
-		fmt.Fprintf(&b, "\nNo simulated card reader: %s.\n", libnfc.Install)
+		fmt.Fprintf(&b, "\nNo simulated card reader: %s.\n(-demo -demo-reader rcs380 simulates a Sony RC-S380, which needs no cgo.)\n", libnfc.Install)
 	}
 	b.WriteString("\nWhat happens is printed below. Press Ctrl-C to stop.\n\n")
 	return b.String()

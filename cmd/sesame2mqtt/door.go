@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -12,17 +13,77 @@ import (
 	"github.com/sesame2mqtt/sesame2mqtt/pkg/indicator"
 	"github.com/sesame2mqtt/sesame2mqtt/pkg/nfc"
 	"github.com/sesame2mqtt/sesame2mqtt/pkg/nfc/libnfc"
+	"github.com/sesame2mqtt/sesame2mqtt/pkg/nfc/rcs380"
+	"github.com/sesame2mqtt/sesame2mqtt/pkg/nfc/rcs380/usbfs"
 )
 
-// openReader is the libnfc driver; the demo and tests use it as is (against
-// a simulated PN532), so it is a variable only for symmetry with the rest
-// of the wiring.
-var openReader nfc.Opener = func(connstring string) (nfc.Device, error) {
-	d, err := libnfc.Open(connstring)
-	if err != nil {
-		return nil, err // not a typed nil inside the interface
+// rcs380Dialer gives the way to the RC-S380s: the machine's USB. The demo
+// replaces it with its simulated RC-S380.
+var rcs380Dialer = func(log *slog.Logger) rcs380.Dialer {
+	return rcs380.USB{Tree: usbfs.System, Logger: log}.Dial
+}
+
+// openReader opens the reader a connstring names: rcs380[:BBB:DDD] is the
+// pure-Go RC-S380 driver, anything else libnfc's; auto is the first reader
+// libnfc finds and else the first RC-S380. The demo and the tests use it as
+// is (against a simulated PN532 or RC-S380).
+func openReader(log *slog.Logger) nfc.Opener {
+	dial := rcs380Dialer(log)
+	openRCS380 := func(conn string) (nfc.Device, error) {
+		d, err := rcs380.Open(conn, dial, log)
+		if err != nil {
+			return nil, err // not a typed nil inside the interface
+		}
+		return d, nil
 	}
-	return d, nil
+	return func(conn string) (nfc.Device, error) {
+		if rcs380.IsConnstring(conn) {
+			return openRCS380(conn)
+		}
+		if conn != "auto" {
+			d, err := libnfc.Open(conn)
+			if err != nil {
+				return nil, err
+			}
+			return d, nil
+		}
+		var lerr error = libnfc.ErrNoCgo
+		if libnfc.Available {
+			d, err := libnfc.Open(conn)
+			if err == nil {
+				return d, nil
+			}
+			lerr = err
+		}
+		d, err := openRCS380(rcs380.Prefix)
+		if err == nil {
+			return d, nil
+		}
+		return nil, fmt.Errorf("no reader: %w; %w", lerr, err)
+	}
+}
+
+// checkReader finds at start what the machine's setup must fix before an
+// RC-S380 can work (the node's permissions, the port100 kernel driver): a
+// configuration error that says what to do, not a reader that silently
+// never opens. A reader that is not plugged in is no error: the reader
+// loop waits for it.
+func checkReader(conn string, log *slog.Logger) error {
+	if !rcs380.IsConnstring(conn) {
+		return nil
+	}
+	t, _, err := rcs380Dialer(log)(conn)
+	if err != nil {
+		if errors.Is(err, rcs380.ErrSetup) {
+			return configError{fmt.Errorf("NFC_DEVICE %s: %w", conn, err)}
+		}
+		log.Debug("the RC-S380 is not there yet", "err", err)
+		return nil
+	}
+	if err := t.Close(); err != nil {
+		log.Debug("closing the RC-S380 after the start-up check", "err", err)
+	}
+	return nil
 }
 
 // readerParts builds the bridge's reader options and the reader loop from
@@ -31,9 +92,17 @@ func readerParts(cfg config.Config, log *slog.Logger) (*bridge.Reader, *access.H
 	if !cfg.NFC.Enabled() {
 		return nil, nil, nil
 	}
-	if !libnfc.Available {
+	switch dev := cfg.NFC.Device; {
+	case rcs380.IsConnstring(dev):
+		if err := checkReader(dev, log); err != nil {
+			return nil, nil, err
+		}
+	case !libnfc.Available && dev == "auto":
+		log.Info("built without cgo: NFC_DEVICE=auto looks for a Sony RC-S380 only (libnfc's readers need cgo)")
+	case !libnfc.Available:
 		// Found at start, not as a reader that never opens.
-		return nil, nil, configError{fmt.Errorf("NFC_DEVICE is set, but this binary was built without cgo: %s", libnfc.Install)}
+		return nil, nil, configError{fmt.Errorf("NFC_DEVICE is set, but this binary was built without cgo: %s "+
+			"(a Sony RC-S380, NFC_DEVICE=rcs380, needs no cgo)", libnfc.Install)}
 	}
 	hasher, err := access.LoadHasher(cfg.StateDir)
 	if err != nil {

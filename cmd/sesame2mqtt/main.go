@@ -48,6 +48,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr) // the flag package's own error line
 	demo := fs.Bool("demo", false, "run against a simulated Sesame lock (and an embedded MQTT broker when MQTT_URL is not set)")
 	demoListen := fs.String("demo-listen", "127.0.0.1:1883", "address of the embedded demo broker")
+	demoReader := fs.String("demo-reader", demoPN532, "the demo's simulated card reader: pn532 (through libnfc) or rcs380 (a Sony RC-S380, pure Go)")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	fs.Usage = func() {} // printed below: -help to stdout, mistakes to stderr
 	if err := fs.Parse(args); err != nil {
@@ -77,7 +78,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 	}()
 	if *demo {
-		done, err := startDemo(*demoListen, stdout)
+		done, err := startDemo(*demoListen, *demoReader, stdout)
 		if err != nil {
 			fmt.Fprintf(stderr, "demo: %v\n", err)
 			return 1
@@ -315,7 +316,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if readerOpts != nil {
 		reader, err = nfc.NewReader(nfc.Options{
 			Connstring: cfg.NFC.Device,
-			Open:       openReader,
+			Open:       openReader(log.With("component", "reader")),
 			HoldOff:    cfg.NFC.HoldOff,
 			OnTap:      br.Tap,
 			OnStatus:   br.ReaderStatus,

@@ -446,7 +446,7 @@ func TestDemoBannerNamesTheBrokerInUse(t *testing.T) {
 		{"ssl://broker.lan", "", []string{"The MQTT broker is broker.lan:8883."}},
 		{"tcp://homeassistant.local", "", []string{"The MQTT broker is homeassistant.local:1883."}},
 	} {
-		got := demoBanner(tc.url, tc.user, "sesame2mqtt", "abc", false, false)
+		got := demoBanner(tc.url, tc.user, "sesame2mqtt", "abc", "", false)
 		for _, w := range tc.want {
 			if !strings.Contains(got, w) {
 				t.Errorf("banner for %s lacks %q:\n%s", tc.url, w, got)

@@ -75,7 +75,7 @@ func BenchmarkCardToSignedPOST(b *testing.B) {
 	var mu sync.Mutex
 	var tappedAt time.Time
 	reader, err := nfc.NewReader(nfc.Options{
-		Connstring: sim.Connstring(), Open: openReader,
+		Connstring: sim.Connstring(), Open: openReader(log),
 		OnTap: func(c nfc.Card, at time.Time) {
 			mu.Lock()
 			tappedAt = time.Now()

@@ -54,7 +54,7 @@ type raw struct {
 	BaseTopic       string `envconfig:"MQTT_BASE_TOPIC" default:"sesame2mqtt" desc:"root of every topic the bridge owns"`
 	LogLevel        string `envconfig:"LOG_LEVEL" default:"info" desc:"debug, info, warn or error"`
 
-	NFCDevice     string `envconfig:"NFC_DEVICE" desc:"card reader: a libnfc connstring (pn532_uart:/dev/ttyAMA0, pn532_i2c:/dev/i2c-1, acr122_usb, pn53x_usb) or auto for the first reader found; empty = no reader"`
+	NFCDevice     string `envconfig:"NFC_DEVICE" desc:"card reader: a libnfc connstring (pn532_uart:/dev/ttyAMA0, pn532_i2c:/dev/i2c-1, acr122_usb, pn53x_usb), rcs380 or rcs380:BBB:DDD for a Sony RC-S380, or auto for the first reader found; empty = no reader"`
 	NFCCards      string `envconfig:"NFC_CARDS" desc:"allowlist: comma-separated UID:NAME, UID in hex (canonical: uppercase, no separators, like 04112233445566)"`
 	NFCAction     string `envconfig:"NFC_ACTION" default:"toggle" desc:"what an allowlisted card does: toggle, unlock, lock or none (Home Assistant decides)"`
 	NFCLock       string `envconfig:"NFC_LOCK" desc:"UUID or name of the lock the reader drives; default the first lock"`

@@ -3,6 +3,8 @@ package config
 import (
 	"encoding/hex"
 	"fmt"
+	"regexp"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -23,7 +25,7 @@ const (
 
 // NFC is the card reader's configuration. Device empty means no reader.
 type NFC struct {
-	Device     string // libnfc connstring, or "auto" for the first reader found
+	Device     string // libnfc connstring, rcs380[:BBB:DDD], or "auto" for the first reader found
 	Cards      []Card // the allowlist, in the order given
 	Action     string // ActionToggle, ActionUnlock, ActionLock or ActionNone
 	LockID     string // Lock.ID() of the lock an allowed card drives
@@ -195,7 +197,34 @@ func parseNFC(r raw, locks []Lock) (NFC, []error) {
 	if n.Device != "" && len(strings.TrimSpace(n.Device)) != len(n.Device) {
 		errs = append(errs, fmt.Errorf("NFC_DEVICE: must not have surrounding spaces"))
 	}
+	if err := checkRCS380(n.Device); err != nil {
+		errs = append(errs, err)
+	}
 	return n, errs
+}
+
+// rcs380Device is the Sony RC-S380's connstring: rcs380 (the first one
+// found) or rcs380:BBB:DDD (bus and device number, as lsusb prints them).
+var rcs380Device = regexp.MustCompile(`^(?i:rcs380)(?::([0-9]{1,3}):([0-9]{1,3}))?$`)
+
+// checkRCS380 checks an NFC_DEVICE that names an RC-S380.
+func checkRCS380(dev string) error {
+	if !strings.HasPrefix(strings.ToLower(dev), "rcs380") {
+		return nil
+	}
+	m := rcs380Device.FindStringSubmatch(dev)
+	if m != nil && m[1] == "" {
+		return nil
+	}
+	if m != nil {
+		bus, _ := strconv.Atoi(m[1])
+		num, _ := strconv.Atoi(m[2])
+		if bus >= 1 && bus <= 255 && num >= 1 && num <= 127 {
+			return nil
+		}
+	}
+	return fmt.Errorf("NFC_DEVICE: %s: want rcs380 (the first Sony RC-S380 found) or rcs380:BBB:DDD "+
+		"(bus 1-255 and device 1-127 as lsusb prints them, like rcs380:001:004)", quote(dev))
 }
 
 // pinRe-free check: periph.io names pins like GPIO23, P1_16 or a chip line

@@ -69,6 +69,26 @@ func hexOf(b []byte) string {
 	return buf.String()
 }
 
+// TestLoadRCS380Devices: the RC-S380's connstrings are accepted as they are.
+func TestLoadRCS380Devices(t *testing.T) {
+	for _, dev := range []string{"rcs380", "RCS380", "rcs380:001:004", "rcs380:3:12", "rcs380:255:127"} {
+		cleanEnv(t)
+		env := minimal()
+		env["NFC_DEVICE"] = dev
+		for k, v := range env {
+			t.Setenv(k, v)
+		}
+		c, err := Load()
+		if err != nil {
+			t.Errorf("NFC_DEVICE=%s: %v", dev, err)
+			continue
+		}
+		if c.NFC.Device != dev {
+			t.Errorf("NFC_DEVICE=%s became %q", dev, c.NFC.Device)
+		}
+	}
+}
+
 func TestLoadReaderInvalid(t *testing.T) {
 	tests := []struct {
 		name string
@@ -91,6 +111,11 @@ func TestLoadReaderInvalid(t *testing.T) {
 		{"pin shape", map[string]string{"LED_RED_PIN": "GPIO 22"}, `LED_RED_PIN: "GPIO 22" is not a pin name`},
 		{"pin twice", map[string]string{"LED_GREEN_PIN": "GPIO22", "BUZZER_PIN": "gpio22"}, `BUZZER_PIN: pin "gpio22" is already used by LED_GREEN_PIN`},
 		{"active low", map[string]string{"LED_ACTIVE_LOW": "maybe"}, `LED_ACTIVE_LOW: must be true or false, got "maybe"`},
+		{"rcs380 shape", map[string]string{"NFC_DEVICE": "rcs380:1"}, `NFC_DEVICE: "rcs380:1": want rcs380 (the first Sony RC-S380 found) or rcs380:BBB:DDD`},
+		{"rcs380 not decimal", map[string]string{"NFC_DEVICE": "rcs380:00a:004"}, `NFC_DEVICE: "rcs380:00a:004": want rcs380`},
+		{"rcs380 bus 0", map[string]string{"NFC_DEVICE": "rcs380:000:004"}, `NFC_DEVICE: "rcs380:000:004": want rcs380`},
+		{"rcs380 device 128", map[string]string{"NFC_DEVICE": "rcs380:001:128"}, `NFC_DEVICE: "rcs380:001:128": want rcs380`},
+		{"rcs380 suffix", map[string]string{"NFC_DEVICE": "rcs380s"}, `NFC_DEVICE: "rcs380s": want rcs380`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
