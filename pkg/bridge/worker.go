@@ -14,6 +14,10 @@ import (
 	"github.com/sesame2mqtt/sesame2mqtt/pkg/sesame"
 )
 
+// dupReadWindow: a background read asked for this soon after a successful
+// read is the same read asked for twice.
+const dupReadWindow = 5 * time.Second
+
 // readKind says why a status read is wanted.
 type readKind int
 
@@ -73,6 +77,8 @@ type worker struct {
 	reads chan readKind // a status read is wanted
 
 	lastRead atomic.Int64 // unix nanos of the last successful read (or the restored one)
+	// liveReadAt is when this process last read the lock (worker goroutine only).
+	liveReadAt time.Time
 
 	mu        sync.Mutex
 	pending   *job               // newest command not yet started: a one-slot mailbox
@@ -580,6 +586,16 @@ func (w *worker) read(ctx context.Context, k readKind) {
 		w.log.Debug("status read skipped: a command is waiting", "reason", k.String())
 		return
 	}
+	if k == readBackground {
+		if !w.liveReadAt.IsZero() && time.Since(w.liveReadAt) < dupReadWindow {
+			// Two triggers at once (the start-up grace ending as the feed
+			// is declared failing): one read answers both.
+			w.mu.Unlock()
+			cancel()
+			w.log.Debug("status read skipped: the lock was read a moment ago", "reason", k.String())
+			return
+		}
+	}
 	w.reading = cancel
 	w.mu.Unlock()
 	defer func() {
@@ -613,6 +629,7 @@ func (w *worker) readStatus(ctx context.Context) (sesame.Status, error) {
 	now := time.Now()
 	w.confirmed, w.isConfirmed = st, true
 	w.lastRead.Store(now.UnixNano())
+	w.liveReadAt = now
 	sv := hass.NewStatus(st.Battery, st.Voltage, st.Position, st.HubOnline, st.RawState, st.Timestamp, now, hass.SourceWebAPI)
 	payload, err := hass.JSON(sv)
 	if err != nil {
