@@ -194,7 +194,7 @@ func TestRCS380TapsEndToEnd(t *testing.T) {
 		`sesame2mqtt/reader/event retained=false {"event_type":"action_succeeded","holder":"Chika","action":"lock","lock":"Front door","result":"success","detail":"lock: locked (confirmed after 2.5s)"}`,
 		`sesame2mqtt/reader/event retained=false {"event_type":"access_granted","holder":"Dana","card_type":"iso14443a","action":"toggle","lock":"Front door"}`,
 		`sesame2mqtt/reader/event retained=false {"event_type":"action_succeeded","holder":"Dana","action":"unlock","lock":"Front door","result":"success","detail":"unlock: unlocked (confirmed after 2.5s)"}`,
-		`sesame2mqtt/reader/event retained=false {"event_type":"access_denied","holder":"unknown","card_type":"iso14443a","action":"none","lock":"Front door","uid":"04112233"}`,
+		`sesame2mqtt/reader/event retained=false {"event_type":"access_denied","holder":"unknown","card_type":"iso14443a","action":"none","lock":"Front door","reason":"unknown","message":"This card is not on the access list.","uid":"04112233"}`,
 		`sesame2mqtt/reader/event retained=false {"event_type":"access_granted","holder":"Alice","card_type":"iso14443a","action":"toggle","lock":"Front door"}`,
 		`sesame2mqtt/reader/event retained=false {"event_type":"action_succeeded","holder":"Alice","action":"lock","lock":"Front door","result":"success","detail":"lock: locked (confirmed after 2.5s)"}`,
 		fmt.Sprintf("POST cmd=%d history=Alice signed=true", sesame.CmdUnlock),
