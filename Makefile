@@ -61,6 +61,8 @@ bench: ## HA command / card tap -> signed POST latency, push document -> MQTT, r
 	go test -run='^$$' -bench=CardToSignedPOSTRCS380 -benchtime=64x ./cmd/sesame2mqtt
 	go test -run='^$$' -bench=IdleCPU -benchtime=1x ./pkg/nfc/rcs380
 	go test -run='^$$' -bench=IdleRSS -benchtime=1x ./cmd/sesame2mqtt
+	go test -run='^$$' -bench=CardsPage1000 -benchtime=20x ./pkg/web
+	go test -run='^$$' -bench=PageRSS -benchtime=2x ./cmd/sesame2mqtt
 
 fuzz: ## run each fuzz target for FUZZTIME
 	go test -run='^$$' -fuzz='^FuzzParseCommand$$' -fuzztime=$(FUZZTIME) ./pkg/hass

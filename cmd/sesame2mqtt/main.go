@@ -113,7 +113,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-const usageLine = "Usage: sesame2mqtt [-demo [-demo-listen ADDR]] [-version] [-help]"
+const usageLine = "Usage: sesame2mqtt [-demo [-demo-listen ADDR] [-demo-reader pn532|rcs380]] [-version] [-help]"
 
 // printHelp writes the flags and the configuration table: to stdout, so
 // that `sesame2mqtt -help | less` works.
@@ -339,6 +339,10 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	// publishes "offline" and disconnects.
 	br.MQTTConnected(false) // the LEDs show offline until the first connect
 	g, gctx := errgroup.WithContext(ctx)
+	// The access page first: a port in use stops the start before anything runs.
+	if err := startWeb(gctx, g, cfg, br.Access(), log.With("component", "web")); err != nil {
+		return err
+	}
 	mqttCtx, stopMQTT := context.WithCancel(context.WithoutCancel(gctx))
 	defer stopMQTT()
 	g.Go(func() error { return mq.Run(mqttCtx) })

@@ -418,7 +418,7 @@ func TestHelpGoesToStdout(t *testing.T) {
 	p := startProc(t, cleanEnv(t), "-help")
 	p.waitExit(t, 0, 10*time.Second)
 	out := p.stdout.String()
-	for _, want := range []string{"Usage: sesame2mqtt [-demo [-demo-listen ADDR]] [-version] [-help]", "-demo-listen", "SESAME_API_KEY", "MQTT_URL"} {
+	for _, want := range []string{"Usage: sesame2mqtt [-demo [-demo-listen ADDR] [-demo-reader pn532|rcs380]] [-version] [-help]", "-demo-listen", "-demo-reader", "SESAME_API_KEY", "MQTT_URL"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("-help output on stdout lacks %q:\n%s", want, out)
 		}

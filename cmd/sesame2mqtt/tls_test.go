@@ -49,7 +49,9 @@ func TestTLSFilesAreConfigurationErrors(t *testing.T) {
 	ccert, _ := pki.Client("bridge", "sesame2mqtt")
 	_, otherKey := pki.Client("other", "someone")
 
-	before := strings.Count(broker.Logs(), "New connection") // the start-up probes'
+	// The start-up probes' connections: Mosquitto may log them a little
+	// after Start returned, so wait until the count stays put.
+	before := settledCount(broker, "New connection")
 	p := startProc(t, tlsEnv(t, broker, "MQTT_CA_FILE="+pki.CAFile+".missing", "MQTT_CLIENT_CERT="+ccert, "MQTT_CLIENT_KEY="+otherKey))
 	p.waitExit(t, 2, 10*time.Second)
 	out := strings.TrimSpace(p.stderr.String())
@@ -74,4 +76,18 @@ func TestTLSFilesAreConfigurationErrors(t *testing.T) {
 	if strings.Count(broker.Logs(), "New connection") != before {
 		t.Errorf("the bridge connected although its configuration is invalid:\n%s", broker.Logs())
 	}
+}
+
+// settledCount counts substr in the broker's log once the count has not
+// changed for 300 ms (at most 5 s).
+func settledCount(b *mosquittotest.Broker, substr string) int {
+	n, since := strings.Count(b.Logs(), substr), time.Now()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if m := strings.Count(b.Logs(), substr); m != n {
+			n, since = m, time.Now()
+		} else if time.Since(since) >= 300*time.Millisecond {
+			break
+		}
+	}
+	return n
 }

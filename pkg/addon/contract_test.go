@@ -27,6 +27,7 @@ var contract = []string{
 	"NFC_DEVICE", "NFC_CARDS", "NFC_ACTION", "NFC_LOCK", "NFC_TAG_SCANNER", "NFC_HOLD_OFF",
 	"LED_GREEN_PIN", "LED_RED_PIN", "BUZZER_PIN", "LED_ACTIVE_LOW",
 	"MQTT_CA_FILE", "MQTT_CLIENT_CERT", "MQTT_CLIENT_KEY",
+	"WEB_LISTEN", "WEB_PASSWORD", "INGRESS_LISTEN", "INGRESS_SUPERVISOR",
 	"ACCESS_SHARED", "ACCESS_SHARED_TOPIC",
 	"SESAME_PUSH", "SESAME_PUSH_POOL_ID", "SESAME_PUSH_REGION", "SESAME_PUSH_ENDPOINT",
 	"SESAME_PUSH_COGNITO_URL", "SESAME_PUSH_SHADOW_URL",
@@ -36,6 +37,10 @@ var contract = []string{
 // add-on options, and why.
 var notOptions = map[string]string{
 	"STATE_DIR":               "fixed to /data, the add-on's persistent folder that backups include (Prepare sets it); nothing for the user to choose",
+	"WEB_LISTEN":              "the add-on's page is Home Assistant's ingress panel (HA logs the user in); a second, password-protected port would bypass HA's login and is for installs outside HA",
+	"WEB_PASSWORD":            "only with WEB_LISTEN",
+	"INGRESS_LISTEN":          "fixed to :8099, the manifest's ingress_port (Prepare sets it)",
+	"INGRESS_SUPERVISOR":      "fixed: the Supervisor's address on the add-ons' network, 172.30.32.2",
 	"SESAME_PUSH_REGION":      "follows from push_pool_id; a user who changes the pool changes the region with it",
 	"SESAME_PUSH_COGNITO_URL": "a test override (a fake Cognito); nothing a user sets",
 	"SESAME_PUSH_SHADOW_URL":  "a test override (a fake shadow GET); nothing a user sets",

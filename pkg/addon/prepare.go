@@ -75,13 +75,19 @@ func value(lookup func(string) (string, bool), k string) string {
 	return strings.TrimSpace(v)
 }
 
+// IngressListen is where the add-on serves Home Assistant's ingress: the
+// manifest's ingress_port (its default, 8099), on every address of the
+// container; pkg/web answers only the Supervisor's.
+const IngressListen = ":8099"
+
 // Prepare makes the environment complete before config.Load reads it:
 //
 //  1. It reads OPTIONS_FILE (default /data/options.json). When the file
 //     exists the process runs as an add-on: every option becomes its
 //     environment variable unless the environment already sets it, and
 //     STATE_DIR defaults to the options file's folder (/data, the add-on's
-//     persistent storage).
+//     persistent storage), and INGRESS_LISTEN is IngressListen (the
+//     access page through Home Assistant's ingress).
 //  2. When MQTT_URL is still unset and SUPERVISOR_TOKEN is set, it asks the
 //     Supervisor (SUPERVISOR_URL, default http://supervisor) for the MQTT
 //     service and sets MQTT_URL, and MQTT_USERNAME and MQTT_PASSWORD when
@@ -103,6 +109,7 @@ func Prepare(ctx context.Context, log *slog.Logger, env Env) error {
 	var fromOptions []string
 	if vars != nil {
 		vars["STATE_DIR"] = filepath.Dir(path)
+		vars["INGRESS_LISTEN"] = IngressListen // the access page, in HA's sidebar
 		fromOptions, err = Apply(vars, env.Lookup, env.Set)
 		if err != nil {
 			return fmt.Errorf("options: %w", err)

@@ -91,6 +91,7 @@ func TestPrepareAddon(t *testing.T) {
 		"MQTT_URL":           "tcp://core-mosquitto:1883",
 		"MQTT_USERNAME":      "addons",
 		"MQTT_PASSWORD":      testMQTTPass,
+		"INGRESS_LISTEN":     ":8099",
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("env:\n got  %v\n want %v", got, want)

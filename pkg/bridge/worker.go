@@ -186,6 +186,7 @@ func (w *worker) run(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
+			w.abandonPending()
 			return
 		case <-w.wake:
 			for j := w.take(ctx); j != nil; j = w.take(ctx) {
@@ -199,6 +200,19 @@ func (w *worker) run(ctx context.Context) {
 		case <-w.histC():
 			w.readHistory(ctx)
 		}
+	}
+}
+
+// abandonPending ends a command still waiting when the worker stops: it was
+// never sent, and its result says so ("a result message ends every command").
+func (w *worker) abandonPending() {
+	w.mu.Lock()
+	j := w.pending
+	w.pending = nil
+	w.mu.Unlock()
+	if j != nil {
+		w.log.Warn("command interrupted by shutdown before it was sent", "command", j.action.String())
+		w.result(j, j.action, hass.ResultFailed, "interrupted before it was sent: the bridge is shutting down")
 	}
 }
 
@@ -557,6 +571,15 @@ func describeErr(err error, freshness time.Duration) string {
 func (w *worker) read(ctx context.Context, k readKind) {
 	rctx, cancel := context.WithCancel(ctx)
 	w.mu.Lock()
+	if w.pending != nil {
+		// A command came in while this read waited: it goes first (and
+		// reads the lock itself when it needs to). Checked under the lock
+		// submit takes, so a command either sees this read or is seen here.
+		w.mu.Unlock()
+		cancel()
+		w.log.Debug("status read skipped: a command is waiting", "reason", k.String())
+		return
+	}
 	w.reading = cancel
 	w.mu.Unlock()
 	defer func() {

@@ -71,6 +71,12 @@ type raw struct {
 	MQTTClientKey  string `envconfig:"MQTT_CLIENT_KEY" desc:"PEM file of the client certificate's private key (unencrypted); with MQTT_CLIENT_CERT"`
 	// --- end MQTT over TLS ---
 
+	// --- the access page (web.go) ---
+	WebListen         string `envconfig:"WEB_LISTEN" desc:"host:port of the access page outside Home Assistant (127.0.0.1:8099, :8099); empty = no page"`
+	WebPassword       string `envconfig:"WEB_PASSWORD" desc:"password of the access page; required unless WEB_LISTEN is a loopback address; at least 8 characters"`
+	IngressListen     string `envconfig:"INGRESS_LISTEN" desc:"host:port of Home Assistant's ingress listener (the add-on sets :8099); empty = off"`
+	IngressSupervisor string `envconfig:"INGRESS_SUPERVISOR" default:"172.30.32.2" desc:"the only address the ingress listener serves (Home Assistant's Supervisor)"`
+	// --- end access page ---
 	// --- push feed (push.go) ---
 	Push           string `envconfig:"SESAME_PUSH" default:"on" desc:"live lock state from the Sesame cloud's push feed (unofficial: AWS IoT shadows), with the Web API polling as the fallback: on or off (polling only)"`
 	PushPoolID     string `envconfig:"SESAME_PUSH_POOL_ID" default:"ap-northeast-1:0a1820f1-dbb3-4bca-9227-2a92f6abf0ae" desc:"Cognito identity pool of the push feed's anonymous credentials, REGION:ID"`
@@ -132,6 +138,8 @@ type Config struct {
 	Warnings []string
 
 	MQTTTLS MQTTTLS // TLS material for the broker; zero: system roots, no client certificate
+
+	Web Web // the access page (web.go)
 
 	Push Push // the push feed (push.go)
 
@@ -226,6 +234,7 @@ func (c Config) Redacted() map[string]any {
 			"client_cert": c.MQTTTLS.CertFile,
 			"client_key":  c.MQTTTLS.KeyFile,
 		},
+		"web":  c.Web.redacted(),
 		"push": c.Push.redacted(),
 	}
 }
@@ -300,6 +309,8 @@ func validate(r raw, h host) (Config, error) {
 	errs = append(errs, more...)
 	c.MQTTTLS, more = parseMQTTTLS(r, c.MQTTURL) // MQTT over TLS (tls.go)
 	errs = append(errs, more...)
+	c.Web, more = parseWeb(r) // the access page (web.go)
+	errs = append(errs, more...)
 	c.Push, more = parsePush(r) // push feed (push.go)
 	errs = append(errs, more...)
 	c.Access, more = parseAccess(r) // door access (access.go)
@@ -308,7 +319,7 @@ func validate(r raw, h host) (Config, error) {
 	if len(errs) > 0 {
 		return Config{}, errors.Join(capTotal(errs)...)
 	}
-	c.Warnings = append(append(warnings(r), pushWarnings(r)...), accessWarnings(r)...)
+	c.Warnings = append(append(append(warnings(r), webWarnings(r)...), pushWarnings(r)...), accessWarnings(r)...)
 	return c, nil
 }
 

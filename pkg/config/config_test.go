@@ -32,6 +32,7 @@ var contractVars = []string{
 	"NFC_DEVICE", "NFC_CARDS", "NFC_ACTION", "NFC_LOCK", "NFC_TAG_SCANNER", "NFC_HOLD_OFF",
 	"LED_GREEN_PIN", "LED_RED_PIN", "BUZZER_PIN", "LED_ACTIVE_LOW",
 	"MQTT_CA_FILE", "MQTT_CLIENT_CERT", "MQTT_CLIENT_KEY", // tls.go
+	"WEB_LISTEN", "WEB_PASSWORD", "INGRESS_LISTEN", "INGRESS_SUPERVISOR", // web.go
 	"SESAME_PUSH", "SESAME_PUSH_POOL_ID", "SESAME_PUSH_REGION", "SESAME_PUSH_ENDPOINT", // push.go
 	"SESAME_PUSH_COGNITO_URL", "SESAME_PUSH_SHADOW_URL",
 	"XDG_STATE_HOME", "HOME",
@@ -160,6 +161,10 @@ func TestLoadEveryVariable(t *testing.T) {
 		"LED_RED_PIN":           "GPIO22",
 		"BUZZER_PIN":            "GPIO24",
 		"LED_ACTIVE_LOW":        "true",
+		"WEB_LISTEN":            "0.0.0.0:8080",
+		"WEB_PASSWORD":          "correct horse",
+		"INGRESS_LISTEN":        ":8099",
+		"INGRESS_SUPERVISOR":    "10.0.0.2",
 		"ACCESS_SHARED":         "TRUE",
 		"ACCESS_SHARED_TOPIC":   "building/access",
 	})
@@ -189,16 +194,20 @@ func TestLoadEveryVariable(t *testing.T) {
 			HoldOff:    1500 * time.Millisecond,
 		},
 		LED:    LED{Green: "GPIO23", Red: "GPIO22", Buzzer: "GPIO24", ActiveLow: true},
+		Web:    Web{Listen: "0.0.0.0:8080", Ingress: ":8099", Supervisor: "10.0.0.2"},
 		Access: Access{Shared: true, SharedTopic: "building/access"},
 	}
 	got := c
-	got.APIKey, got.MQTTPassword, got.Locks = want.APIKey, want.MQTTPassword, nil
+	got.APIKey, got.MQTTPassword, got.Locks, got.Web.Password = want.APIKey, want.MQTTPassword, nil, want.Web.Password
 	got.Push = Push{} // the push feed's variables: push_test.go
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Load =\n%#v\nwant\n%#v", got, want)
 	}
 	if c.APIKey.Reveal() != testKey {
 		t.Errorf("APIKey = %q, want it trimmed", c.APIKey.Reveal())
+	}
+	if c.Web.Password.Reveal() != "correct horse" {
+		t.Errorf("WEB_PASSWORD not carried through")
 	}
 	if c.MQTTPassword.Reveal() != "hunter2" {
 		t.Errorf("MQTTPassword not carried through")
