@@ -289,15 +289,20 @@ func TestDockerfileWithoutBuildKitOrBuildFrom(t *testing.T) {
 		}
 		if keyword == "FROM" {
 			froms = append(froms, line)
-			if len(fields) < 2 {
+			base := ""
+			for _, f := range fields[1:] {
+				if !strings.HasPrefix(f, "--") {
+					base = f
+					break
+				}
+			}
+			switch {
+			case base == "":
 				t.Errorf("Dockerfile:%d: FROM without an image", i+1)
-				continue
-			}
-			if strings.Contains(fields[1], "BUILD_FROM") {
+			case strings.Contains(base, "BUILD_FROM"):
 				t.Errorf("Dockerfile:%d: a stage on BUILD_FROM, which old Supervisors set to an Alpine base: %s", i+1, line)
-			}
-			if !strings.HasSuffix(fields[1], "bookworm") && !strings.HasSuffix(fields[1], ":bookworm-slim") {
-				t.Errorf("Dockerfile:%d: base %s is not a Debian bookworm image", i+1, fields[1])
+			case !strings.HasSuffix(base, "-bookworm") && !strings.HasSuffix(base, ":bookworm-slim"):
+				t.Errorf("Dockerfile:%d: base %s is not a Debian bookworm image", i+1, base)
 			}
 		}
 	}
