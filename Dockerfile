@@ -12,11 +12,12 @@
 # supervisor/addons/build.py), and what this file does with it:
 #   --build-arg BUILD_VERSION=<config.yaml version>   stamped into the binary and a label
 #   --build-arg BUILD_ARCH=amd64|aarch64               drives the build stage, checked by the runtime
+#       (before 2026.03 the machine's main architecture, which for amd64 and aarch64 is the same)
 #   --build-arg BUILD_FROM=ghcr.io/home-assistant/<arch>-base:latest
 #       only before 2026.04.0 (or with a build.yaml): Home Assistant's Alpine base. Ignored:
 #       both stages name their Debian base themselves (below).
 #   --label io.hass.version/arch/type/name/description/url   the same labels as below; the
-#       Supervisor's win. The labels here are for images built without a Supervisor.
+#       Supervisor's take precedence. The labels here are for images built without one.
 #
 # Base images. The binary links libnfc through cgo, and CI builds and tests it against
 # Debian bookworm's libnfc 1.8.0 and glibc (.ci/run, and .ci/cross-arm64 for aarch64).
