@@ -219,17 +219,113 @@ func TestDockerfile(t *testing.T) {
 	for _, want := range []string{
 		"ARG GO_VERSION=" + string(goVersion[1]) + "\n",
 		"make build VERSION=",
-		"ARG BUILD_FROM=",
+		"ARG BUILD_ARCH\n",
 		`io.hass.type="app"`,
 		`io.hass.version="${BUILD_VERSION}"`,
-		`io.hass.arch="amd64"`,
-		`io.hass.arch="aarch64"`,
+		`io.hass.arch="${BUILD_ARCH}"`,
 		"libnfc6",
 		"ca-certificates",
 		"tzdata",
 	} {
 		if !bytes.Contains(df, []byte(want)) {
 			t.Errorf("Dockerfile lacks %q", want)
+		}
+	}
+}
+
+// The Dockerfile builds with every Supervisor that builds add-ons on the
+// device: those before 2025.07 use Docker's legacy builder (no BuildKit), and
+// those before 2026.04.0 pass BUILD_FROM=ghcr.io/home-assistant/<arch>-base
+// (Alpine, musl), which must not become the base of a glibc binary. So: no
+// BuildKit-only syntax, and every stage on a Debian bookworm image it names
+// itself. .ci/image builds it that way with buildah.
+func TestDockerfileWithoutBuildKitOrBuildFrom(t *testing.T) {
+	df, err := os.ReadFile(filepath.Join(repoRoot, "Dockerfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Flags the legacy builder does not know, by instruction (they follow
+	// the keyword), and the arguments only BuildKit (and buildah) predefine.
+	buildKitFlags := map[string][]string{
+		"FROM": {"--platform"},
+		"RUN":  {"--mount", "--network", "--security"},
+		"COPY": {"--link", "--chmod", "--parents", "--exclude"},
+		"ADD":  {"--link", "--chmod", "--checksum", "--keep-git-dir", "--exclude"},
+	}
+	var froms []string
+	continued := false
+	for i, line := range strings.Split(string(df), "\n") {
+		trimmed := strings.TrimSpace(line)
+		if strings.HasPrefix(trimmed, "#") {
+			if strings.HasPrefix(strings.ReplaceAll(trimmed, " ", ""), "#syntax=") {
+				t.Errorf("Dockerfile:%d: a BuildKit frontend directive: %s", i+1, line)
+			}
+			continue
+		}
+		for _, bad := range []string{"TARGETARCH", "TARGETPLATFORM", "TARGETOS", "BUILDPLATFORM", "BUILDARCH"} {
+			if strings.Contains(line, bad) {
+				t.Errorf("Dockerfile:%d: %s is set by BuildKit only: %s", i+1, bad, line)
+			}
+		}
+		first := !continued
+		continued = strings.HasSuffix(trimmed, "\\")
+		fields := strings.Fields(line)
+		if !first || len(fields) == 0 {
+			continue
+		}
+		keyword := strings.ToUpper(fields[0])
+		for _, f := range fields[1:] {
+			if !strings.HasPrefix(f, "--") {
+				break
+			}
+			for _, bad := range buildKitFlags[keyword] {
+				if f == bad || strings.HasPrefix(f, bad+"=") {
+					t.Errorf("Dockerfile:%d: BuildKit-only %s %s: %s", i+1, keyword, bad, line)
+				}
+			}
+		}
+		if strings.Contains(line, "<<") && (keyword == "RUN" || keyword == "COPY") {
+			t.Errorf("Dockerfile:%d: a heredoc is BuildKit-only: %s", i+1, line)
+		}
+		if keyword == "FROM" {
+			froms = append(froms, line)
+			base := ""
+			for _, f := range fields[1:] {
+				if !strings.HasPrefix(f, "--") {
+					base = f
+					break
+				}
+			}
+			switch {
+			case base == "":
+				t.Errorf("Dockerfile:%d: FROM without an image", i+1)
+			case strings.Contains(base, "BUILD_FROM"):
+				t.Errorf("Dockerfile:%d: a stage on BUILD_FROM, which old Supervisors set to an Alpine base: %s", i+1, line)
+			case !strings.HasSuffix(base, "-bookworm") && !strings.HasSuffix(base, ":bookworm-slim"):
+				t.Errorf("Dockerfile:%d: base %s is not a Debian bookworm image", i+1, base)
+			}
+		}
+	}
+	if len(froms) != 2 {
+		t.Errorf("Dockerfile has %d stages, want 2 (build, runtime): %q", len(froms), froms)
+	}
+}
+
+// No image is published (config.yaml has no `image`): the documentation must
+// not tell anyone to pull one.
+func TestDocsNameNoUnpublishedImage(t *testing.T) {
+	m, _ := loadManifest(t)
+	if _, ok := m["image"]; ok {
+		t.Skip("config.yaml names a published image")
+	}
+	for _, name := range []string{"addon/DOCS.md", "README.md"} {
+		b, err := os.ReadFile(filepath.Join(repoRoot, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i := bytes.Index(b, []byte("ghcr.io/sesame2mqtt")); i >= 0 {
+			line := bytes.Count(b[:i], []byte("\n")) + 1
+			t.Errorf("%s:%d names ghcr.io/sesame2mqtt, but no image is published (config.yaml has no image)", name, line)
 		}
 	}
 }
