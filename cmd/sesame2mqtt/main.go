@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -40,8 +41,18 @@ var version = "0.1.0-dev"
 const shutdownGrace = 4500 * time.Millisecond
 
 func main() {
+	// A small daemon that runs for months, often on a Pi Zero's 512 MB:
+	// half Go's default heap headroom costs a little GC time and keeps the
+	// resident set about 2.5 MiB smaller with the access page in use
+	// (BenchmarkPageRSS). GOGC in the environment still wins.
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(gcPercent)
+	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
+
+// gcPercent is the GOGC the binary runs with unless the environment sets one.
+const gcPercent = 50
 
 func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("sesame2mqtt", flag.ContinueOnError)
