@@ -149,6 +149,37 @@ func (p *proc) waitExit(t testing.TB, code int, d time.Duration) {
 	}
 }
 
+// waitStdout fails the test unless the process has printed want within d.
+func (p *proc) waitStdout(t testing.TB, want string, d time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !strings.Contains(p.stdout.String(), want) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the terminal never said %q:\n%s\nstderr:\n%s", want, p.stdout.String(), p.stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// connectDemo connects a test client to the demo's embedded broker on addr,
+// retrying while the demo starts; it is disconnected in t.Cleanup.
+func connectDemo(t testing.TB, p *proc, addr, clientID string) paho.Client {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		client := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + addr).SetClientID(clientID))
+		tok := client.Connect()
+		if tok.WaitTimeout(2*time.Second) && tok.Error() == nil {
+			t.Cleanup(func() { client.Disconnect(100) })
+			return client
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("demo broker never accepted a connection; stderr:\n%s", p.stderr.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 // is matches a payload exactly.
 func is(want string) func(string) bool { return func(s string) bool { return s == want } }
 
@@ -283,21 +314,7 @@ func freePort(t testing.TB) string {
 func TestDemo(t *testing.T) {
 	addr := freePort(t)
 	p := startProcStdin(t, cleanEnv(t), "-demo", "-demo-listen", addr)
-
-	var client paho.Client
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		client = paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + addr).SetClientID("demo-test"))
-		tok := client.Connect()
-		if tok.WaitTimeout(2*time.Second) && tok.Error() == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("demo broker never accepted a connection; stderr:\n%s", p.stderr.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	defer client.Disconnect(100)
+	client := connectDemo(t, p, addr, "demo-test")
 
 	id := strings.ToLower(strings.ReplaceAll(demoUUID, "-", ""))
 	states := make(chan string, 64)
@@ -319,16 +336,7 @@ func TestDemo(t *testing.T) {
 			}
 		}
 	}
-	waitStdout := func(want string) {
-		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for !strings.Contains(p.stdout.String(), want) {
-			if time.Now().After(deadline) {
-				t.Fatalf("the demo's terminal never said %q:\n%s", want, p.stdout.String())
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
+	waitStdout := func(want string) { t.Helper(); p.waitStdout(t, want, 10*time.Second) }
 	waitState("LOCKED")
 	pub := client.Publish("sesame2mqtt/"+id+"/set", 1, false, "UNLOCK")
 	if !pub.WaitTimeout(5*time.Second) || pub.Error() != nil {

@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	paho "github.com/eclipse/paho.mqtt.golang"
-
 	"github.com/sesame2mqtt/sesame2mqtt/pkg/hass"
 	"github.com/sesame2mqtt/sesame2mqtt/pkg/mqtt/mosquittotest"
 	"github.com/sesame2mqtt/sesame2mqtt/pkg/push/pushtest"
@@ -91,30 +89,8 @@ func TestPushEndToEnd(t *testing.T) {
 func TestDemoTurnByHand(t *testing.T) {
 	addr := freePort(t)
 	p := startProcStdin(t, cleanEnv(t), "-demo", "-demo-listen", addr)
-	var client paho.Client
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		client = paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + addr).SetClientID("demo-turn-test"))
-		tok := client.Connect()
-		if tok.WaitTimeout(2*time.Second) && tok.Error() == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("demo broker never accepted a connection; stderr:\n%s", p.stderr.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	defer client.Disconnect(100)
-	waitStdout := func(want string, d time.Duration) {
-		t.Helper()
-		deadline := time.Now().Add(d)
-		for !strings.Contains(p.stdout.String(), want) {
-			if time.Now().After(deadline) {
-				t.Fatalf("the demo's terminal never said %q:\n%s\nstderr:\n%s", want, p.stdout.String(), p.stderr.String())
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
+	client := connectDemo(t, p, addr, "demo-turn-test")
+	waitStdout := func(want string, d time.Duration) { t.Helper(); p.waitStdout(t, want, d) }
 	waitStdout("Demo door: LOCKED", 15*time.Second)
 	waitStdout("type turn here", time.Second)
 	if _, err := io.WriteString(p.stdin, "turn\n"); err != nil {
@@ -126,7 +102,7 @@ func TestDemoTurnByHand(t *testing.T) {
 	if !pub.WaitTimeout(5*time.Second) || pub.Error() != nil {
 		t.Fatalf("publish: %v", pub.Error())
 	}
-	deadline = time.Now().Add(2 * time.Second)
+	deadline := time.Now().Add(2 * time.Second)
 	for strings.Count(p.stdout.String(), "Demo door: LOCKED") < 2 {
 		if time.Now().After(deadline) {
 			t.Fatalf("the turn published on the demo topic did not lock:\n%s", p.stdout.String())

@@ -275,16 +275,7 @@ func TestRCS380UnpluggedEndToEnd(t *testing.T) {
 func TestRCS380Demo(t *testing.T) {
 	addr := freePort(t)
 	p := startProcStdin(t, cleanEnv(t), "-demo", "-demo-listen", addr, "-demo-reader", "rcs380")
-	deadline := time.Now().Add(15 * time.Second)
-	waitStdout := func(want string) {
-		t.Helper()
-		for !strings.Contains(p.stdout.String(), want) {
-			if time.Now().After(deadline) {
-				t.Fatalf("the demo's terminal never said %q:\n%s\nstderr:\n%s", want, p.stdout.String(), p.stderr.String())
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
+	waitStdout := func(want string) { t.Helper(); p.waitStdout(t, want, 15*time.Second) }
 	waitStdout("A simulated Sony RC-S380 is attached")
 	waitStdout("Demo door: LOCKED")
 	if _, err := p.stdin.Write([]byte("chika\n")); err != nil {
