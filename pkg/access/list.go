@@ -435,25 +435,18 @@ func (l *List) Pending() []Record {
 	return out
 }
 
-// Published marks version of uid as taken by the broker.
+// Published marks version of uid as taken by the broker, in memory: the
+// next Flush writes it (losing it in a crash only publishes it once more,
+// which receivers ignore).
 func (l *List) Published(uid string, version uint64) {
-	l.wmu.Lock()
-	defer l.wmu.Unlock()
 	l.mu.Lock()
+	defer l.mu.Unlock()
 	s := l.recs[uid]
 	if s == nil || !s.Pending || s.Version != version {
-		l.mu.Unlock()
 		return
 	}
 	s.Pending = false
-	data, err := l.encodeLocked()
-	l.mu.Unlock()
-	if err == nil {
-		err = l.write(data)
-	}
-	if err != nil {
-		l.log.Warn("access list: cannot record a published change; it is published again after the next connect", "err", err)
-	}
+	l.dirty = true
 }
 
 func (l *List) encodeLocked() ([]byte, error) {

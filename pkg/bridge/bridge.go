@@ -186,9 +186,10 @@ type Bridge struct {
 	timing    Timing
 
 	stateFile  string
-	stateDirty chan struct{} // the state file needs a write
-	announceCh chan struct{} // Home Assistant asked for discovery again
-	janitor    *janitor      // clears retained junk
+	stateDirty chan struct{}        // the state file needs a write
+	lastSaved  map[string]savedLock // what the state file holds (persist's goroutine, then Run's)
+	announceCh chan struct{}        // Home Assistant asked for discovery again
+	janitor    *janitor             // clears retained junk
 
 	workers []*worker
 	byID    map[string]*worker
@@ -541,6 +542,9 @@ func (b *Bridge) poll(ctx context.Context) {
 		case <-t.C:
 		}
 		if _, ok := b.budget.PollInterval(); !ok {
+			// Spent: look again later (a safety read that is due
+			// would otherwise be due again at once, and the loop spin).
+			nextSafety = time.Now().Add(b.timing.BudgetRecheck)
 			continue
 		}
 		if polling {

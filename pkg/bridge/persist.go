@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"time"
@@ -33,6 +34,12 @@ const maxStateFile = 8 << 20
 
 // stateWriteEvery is the least time between two writes of the state file.
 const stateWriteEvery = time.Second
+
+// readAtSlack: a newer read time alone is written only once it has moved
+// this far. At start the read time only decides whether a lock is older
+// than one poll round (minutes); every push document or read rewriting the
+// file (with two fsyncs, on a Pi's SD card) would buy nothing.
+const readAtSlack = 10 * time.Minute
 
 // loadState restores what the state file says. A missing file is normal; a
 // bad one (or a bad entry) is logged and ignored: the locks are read anew.
@@ -74,7 +81,7 @@ func readStateFile(path string) (stateFile, error) {
 	}
 	defer f.Close()
 	var sf stateFile
-	dec := json.NewDecoder(&limitedReader{f: f, n: maxStateFile})
+	dec := json.NewDecoder(io.LimitReader(f, maxStateFile)) // a larger file ends mid-document: an error
 	if err := dec.Decode(&sf); err != nil {
 		return stateFile{}, fmt.Errorf("decode: %w", err)
 	}
@@ -82,25 +89,6 @@ func readStateFile(path string) (stateFile, error) {
 		return stateFile{}, fmt.Errorf("version %d, want %d", sf.Version, stateFileVersion)
 	}
 	return sf, nil
-}
-
-// limitedReader fails (rather than ends) past n bytes, so that a huge file
-// is an error and not a truncated document.
-type limitedReader struct {
-	f *os.File
-	n int64
-}
-
-func (r *limitedReader) Read(p []byte) (int, error) {
-	if r.n <= 0 {
-		return 0, fmt.Errorf("larger than %d bytes", maxStateFile)
-	}
-	if int64(len(p)) > r.n {
-		p = p[:r.n]
-	}
-	n, err := r.f.Read(p)
-	r.n -= int64(n)
-	return n, err
 }
 
 // stateChanged marks the state file for a write; it never blocks.
@@ -149,6 +137,9 @@ func (b *Bridge) saveState() {
 			sf.Locks[w.lock.ID] = s
 		}
 	}
+	if sameAsSaved(b.lastSaved, sf.Locks) {
+		return
+	}
 	data, err := json.Marshal(sf)
 	if err != nil {
 		b.log.Error("cannot encode the lock state file", "err", err)
@@ -156,5 +147,27 @@ func (b *Bridge) saveState() {
 	}
 	if err := statefile.Write(b.stateFile, append(data, '\n')); err != nil {
 		b.log.Warn("saving the lock state file failed", "path", b.stateFile, "err", err)
+		return
 	}
+	b.lastSaved = sf.Locks
+}
+
+// sameAsSaved reports whether the file already says what matters of now:
+// the same locks in the same states, read no more than readAtSlack apart.
+func sameAsSaved(saved, now map[string]savedLock) bool {
+	if saved == nil || len(saved) != len(now) {
+		return false
+	}
+	for id, n := range now {
+		s, ok := saved[id]
+		if !ok || s.State != n.State || s.Status.Restored != n.Status.Restored {
+			return false
+		}
+		st, err1 := time.Parse(time.RFC3339, s.Status.ReadAt)
+		nt, err2 := time.Parse(time.RFC3339, n.Status.ReadAt)
+		if err1 != nil || err2 != nil || nt.Sub(st).Abs() >= readAtSlack {
+			return false
+		}
+	}
+	return true
 }

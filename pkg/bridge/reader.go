@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"sync"
@@ -235,9 +236,12 @@ func (b *Bridge) ReaderStatus(s nfc.Status, device string, err error) {
 		b.log.Error("cannot encode the reader status", "err", jerr)
 		return
 	}
+	// On the reader's goroutine, which also delivers the taps: never wait
+	// for room in the outbox here. The status is kept, and announceReader
+	// publishes it again at every (re)connect should this one be dropped.
 	b.rs.mu.Lock()
 	b.rs.status = payload
-	b.send(b.topics.ReaderStatus(), true, payload)
+	b.pub.Publish(b.topics.ReaderStatus(), 1, true, payload)
 	b.rs.mu.Unlock()
 	b.set(ConditionReaderGone, s != nfc.StatusConnected)
 }
@@ -342,11 +346,19 @@ func (b *Bridge) announceReader() {
 		return
 	}
 	b.announceReaderConfig()
-	b.rs.mu.Lock()
-	if b.rs.status != nil {
-		b.send(b.topics.ReaderStatus(), true, b.rs.status)
+	// Sent outside the lock ReaderStatus takes; should the status change
+	// meanwhile, the newest goes out last.
+	var sent []byte
+	for {
+		b.rs.mu.Lock()
+		status := b.rs.status
+		b.rs.mu.Unlock()
+		if status == nil || bytes.Equal(status, sent) {
+			return
+		}
+		b.send(b.topics.ReaderStatus(), true, status)
+		sent = status
 	}
-	b.rs.mu.Unlock()
 }
 
 // announceReaderConfig publishes the reader's discovery document (with the

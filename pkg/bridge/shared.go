@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"strings"
+	"sync"
 
 	"github.com/sesame2mqtt/sesame2mqtt/pkg/access"
 	"github.com/sesame2mqtt/sesame2mqtt/pkg/mqtt"
@@ -20,6 +21,9 @@ import (
 type sharing struct {
 	a      *Access
 	prefix string
+
+	mu       sync.Mutex
+	inflight map[string]uint64 // uid -> version handed to the broker, not yet acknowledged
 }
 
 // SharedCardsFilter is what a bridge with a shared list subscribes to.
@@ -40,9 +44,23 @@ func (s *sharing) isTopic(topic string) bool {
 	return ok && rest != "" && !strings.Contains(rest, "/")
 }
 
-// publishPending sends every local change the broker has not taken yet.
+// publishPending sends every local change the broker has not taken yet,
+// but not one already on its way (every echo asks for a flush: resending
+// what is in flight made a burst of N saves cost O(N²) publishes).
 func (s *sharing) publishPending(ctx context.Context) {
 	for _, r := range s.a.list.Pending() {
+		s.mu.Lock()
+		v, sending := s.inflight[r.UID]
+		if !sending || v != r.Version {
+			if s.inflight == nil {
+				s.inflight = map[string]uint64{}
+			}
+			s.inflight[r.UID] = r.Version
+		}
+		s.mu.Unlock()
+		if sending && v == r.Version {
+			continue
+		}
 		s.publish(ctx, r)
 	}
 }
@@ -54,13 +72,16 @@ func (s *sharing) publish(ctx context.Context, r access.Record) {
 	}
 	uid, version := r.UID, r.Version
 	s.a.b.pub.Deliver(ctx, SharedCardTopic(s.prefix, r.UID), 1, true, payload, func(delivered bool) {
+		s.mu.Lock()
+		if s.inflight[uid] == version {
+			delete(s.inflight, uid)
+		}
+		s.mu.Unlock()
 		if !delivered {
-			return
+			return // still pending: published again at the next flush or connect
 		}
-		select {
-		case s.a.jobs <- func() { s.a.list.Published(uid, version) }:
-		default: // published again after the next connect; receivers ignore a copy
-		}
+		s.a.list.Published(uid, version) // in memory; the next flush writes it
+		s.a.signal(s.a.flush)
 	})
 }
 

@@ -276,7 +276,7 @@ func (w *worker) execute(j *job) {
 			h.sending(action)
 		}
 	}
-	w.publishState(moving)
+	w.publishMoving(moving)
 	if err := w.b.cloud.Command(deadline, w.lock.UUID, w.lock.Secret, cmd, j.source); err != nil {
 		w.b.cloudAnswered(err)
 		if ctx.Err() != nil && !refused(err) {
@@ -423,8 +423,12 @@ func (w *worker) confirmPush(ctx context.Context, j *job, action hass.Action, ta
 			return
 		case <-w.docNote:
 			t.Stop()
-			for _, d := range w.takeDocs() {
+			docs := w.takeDocs()
+			for i, d := range docs {
 				if check(d) {
+					// What followed the confirming document (a quick
+					// auto-lock) is the lock's state now.
+					w.onDocs(docs[i+1:])
 					return
 				}
 			}
@@ -673,6 +677,20 @@ func (w *worker) publishState(s hass.LockState) {
 	w.b.send(w.b.topics.LockState(w.lock.ID), true, []byte(s))
 	w.pubMu.Unlock()
 	w.b.setJammed(w.lock.ID, s == hass.Jammed)
+	w.b.stateChanged()
+}
+
+// publishMoving shows LOCKING/UNLOCKING right before the command is sent.
+// Unlike publishState it never waits for room in the outbox: the command
+// must not queue behind a burst of retained publishes (a reconnect's
+// announce with many locks). Dropped when the outbox is full, it costs
+// nothing lasting: the confirmed state follows through publishState.
+func (w *worker) publishMoving(s hass.LockState) {
+	w.pubMu.Lock()
+	w.state = s
+	w.b.pub.Publish(w.b.topics.LockState(w.lock.ID), 1, true, []byte(s))
+	w.pubMu.Unlock()
+	w.b.setJammed(w.lock.ID, false)
 	w.b.stateChanged()
 }
 

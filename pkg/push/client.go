@@ -54,6 +54,7 @@ const (
 // Timings.
 const (
 	maxConnAge      = 23 * time.Hour // AWS IoT closes a WebSocket after 24 h
+	stableAfter     = time.Minute    // a connection lost sooner counts as a failed attempt
 	dialTimeout     = 30 * time.Second
 	connectTimeout  = 15 * time.Second
 	subscribeWait   = 10 * time.Second
@@ -367,6 +368,7 @@ func (c *Client) dial(ctx context.Context) (*conn, error) {
 	opts := paho.NewClientOptions().
 		AddBroker(signed).
 		SetClientID(cn.id).
+		SetProtocolVersion(4). // no silent second dial with MQTT 3.1, which AWS IoT refuses
 		SetCleanSession(true).
 		SetKeepAlive(keepAlive).
 		SetPingTimeout(10 * time.Second).
@@ -474,8 +476,7 @@ type dialResult struct {
 }
 
 // Run holds the feed until ctx is done, then returns nil. It reports every
-// change of Health and every document; it returns an error only for a
-// second Run of the same Client.
+// change of Health and every document. Call it once per Client.
 func (c *Client) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
@@ -559,7 +560,7 @@ func (c *Client) Run(ctx context.Context) error {
 				continue
 			}
 			old := cur
-			cur, attempt = r.cn, 0
+			cur = r.cn // attempt is reset once the connection proved stable (see lost)
 			c.setHealth(true, "")
 			if old != nil {
 				old.close() // after the new one is subscribed: no gap
@@ -574,14 +575,23 @@ func (c *Client) Run(ctx context.Context) error {
 			if err != nil {
 				reason += ": " + c.secrets.scrub(err.Error())
 			}
-			c.log.Warn("push connection lost", "conn", cur.id, "error", reason)
+			// A connection that dies soon after it was made (the endpoint
+			// drops it after the subscribe) counts as a failed attempt:
+			// otherwise it is redialled at once, forever.
+			short := c.now().Sub(cur.started) < stableAfter
+			c.warn.Warn("push lost", "push connection lost", "conn", cur.id, "error", reason, "short_lived", short)
 			cur.close()
 			cur = nil
 			replace.Stop()
 			c.setHealth(false, reason)
 			if !dialing {
-				attempt = 0
-				retry.Reset(0) // at once; failures back off from 0.5 s
+				if short {
+					attempt++
+					retry.Reset(backoff(attempt))
+				} else {
+					attempt = 0
+					retry.Reset(0) // at once; failures back off from 0.5 s
+				}
 			}
 		case m := <-c.inbox:
 			c.handle(m)

@@ -236,7 +236,10 @@ func (c *Client) Command(ctx context.Context, uuid string, secret Secret, cmd Cm
 		rep, err := c.do(ctx, "command", uuid, http.MethodPost, target, body)
 		if err == nil {
 			// The cloud's time when the command was signed, by this answer.
-			if miss := signAt.Sub(hostAt.Add(rep.offset)); rep.dated && !resent && abs(miss) > ClockSkewThreshold {
+			// Sent again only when the cloud's time gives another signature:
+			// the signature changes every 256 s, so a resend inside the same
+			// window would be the very command the cloud just accepted.
+			if miss := signAt.Sub(hostAt.Add(rep.offset)); rep.dated && !resent && abs(miss) > ClockSkewThreshold && stale(key, sign, hostAt.Add(rep.offset)) {
 				resent = true
 				log.Warn("the command was signed with a time "+abs(miss).Round(time.Second).String()+" off the Sesame cloud's clock, which ignores such commands; sending it again signed with the cloud's time",
 					"attempt", attempt)
@@ -395,4 +398,11 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 		return t.Sub(now)
 	}
 	return 0
+}
+
+// stale reports whether sign differs from the signature for the cloud's
+// time at: only then did the cloud see a signature from another window.
+func stale(key []byte, sign string, at time.Time) bool {
+	want, err := Sign(key, at)
+	return err == nil && want != sign
 }

@@ -110,6 +110,34 @@ func TestFirstCommandWithTheHostClockOffIsSentAgain(t *testing.T) {
 	}
 }
 
+// TestSkewWithinOneSignatureWindowIsNotSentAgain: the signature changes
+// every 256 s. A host clock 40 s behind, early in a window, signs exactly
+// what the cloud's time would: sending that again would be the same
+// command twice, and the lock would act twice.
+func TestSkewWithinOneSignatureWindowIsNotSentAgain(t *testing.T) {
+	fake := newFake(t)
+	fake.SetMoveDelay(0)
+	real := time.Now()
+	shift := time.Duration(10-real.Unix()%256) * time.Second // the host's clock: 10 s into a window
+	const offset = 40 * time.Second                          // the cloud's is 40 s ahead of it
+	fake.SetClockSkew(shift + offset)
+	log, logs := logcapture.New()
+	var cnt counter
+	c := newClient(t, fake, func(o *sesame.Options) {
+		o.Logger, o.Counter = log, &cnt
+		o.Now = func() time.Time { return time.Now().Add(shift) }
+	})
+	if err := c.Command(ctxTimeout(t, 5*time.Second), lockUUID, sesame.NewSecret(lockSecret), sesame.CmdUnlock, ""); err != nil {
+		t.Fatal(err)
+	}
+	if p := posts(fake); len(p) != 1 || !p[0].SignValid {
+		t.Fatalf("commands at the fake %+v, want exactly one, validly signed", p)
+	}
+	if cnt.n.Load() != 1 || strings.Contains(logs.String(), "sending it again") {
+		t.Errorf("counted %d requests, log:\n%s\nwant one and no resend", cnt.n.Load(), logs.String())
+	}
+}
+
 // TestHostClockFixedWhileCorrecting: the host's clock was 10 minutes slow
 // and is then set right (NTP). The correction, made for the slow clock, is
 // now wrong: the next command is sent again once, and the client says once

@@ -165,7 +165,15 @@ func (s *Server) standalone(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		v := who{editor: "web page", user: "web page"}
 		if s.password == "" {
-			v.session = "open" // a loopback listener without a password (pkg/config allows no other)
+			// A loopback listener without a password (pkg/config allows no
+			// other). A page elsewhere could rebind its own name to
+			// 127.0.0.1 and would then be same-origin: only loopback names
+			// are served.
+			if !loopbackHost(r.Host) {
+				http.Error(w, "forbidden: this page answers to localhost or a loopback address only", http.StatusForbidden)
+				return
+			}
+			v.session = "open"
 		} else if c, err := r.Cookie(sessionCookie); err == nil && s.sessions.valid(c.Value, s.now()) {
 			v.session = c.Value
 		}
@@ -229,9 +237,24 @@ func (s *Server) checkCSRF(w http.ResponseWriter, r *http.Request) bool {
 	tok := r.PostFormValue("csrf")
 	want := s.csrfToken(v.session)
 	if !sameOrigin(r) || subtle.ConstantTimeCompare([]byte(tok), []byte(want)) != 1 {
-		s.log.Warn("web: request refused: CSRF check failed", "path", r.URL.Path)
+		s.log.Warn("web: request refused: CSRF check failed", "route", r.Pattern) // the path may hold a card's UID
 		http.Error(w, "forbidden: the form is stale or came from another site; reload the page", http.StatusForbidden)
 		return false
 	}
 	return true
+}
+
+// loopbackHost reports whether a Host header names this machine's loopback:
+// localhost or a loopback address, with or without a port.
+func loopbackHost(host string) bool {
+	h, _, err := net.SplitHostPort(host)
+	if err != nil {
+		h = host
+	}
+	h = strings.Trim(h, "[]")
+	if strings.EqualFold(h, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
 }

@@ -322,7 +322,17 @@ func parseCardForm(r *http.Request, c Card, doors []DoorStatus) (Card, map[strin
 	case c.From != "" && c.From == c.To:
 		errs["to"] = "The window is empty: from and to are the same."
 	}
-	c.Doors = nil
+	// Doors this bridge does not show (another bridge's, with a shared
+	// list, or a lock no longer configured) stay as they were: dropping
+	// them could leave the list empty, which means every door.
+	known := func(id string) bool { return slices.ContainsFunc(doors, func(d DoorStatus) bool { return d.ID == id }) }
+	var kept []string
+	for _, id := range c.Doors {
+		if !known(id) {
+			kept = append(kept, id)
+		}
+	}
+	c.Doors = kept
 	for _, id := range r.PostForm["door"] {
 		if !slices.ContainsFunc(doors, func(d DoorStatus) bool { return d.ID == id }) {
 			errs["door"] = "Unknown door."
