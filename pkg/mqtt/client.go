@@ -33,6 +33,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -136,6 +137,9 @@ type Client struct {
 	inbox  chan Message
 	events chan event
 	done   chan struct{} // closed when Run returns
+	// stopping is closed when shutdown begins: waits for room in the
+	// inbox or the outbox end then, not a Timeout later.
+	stopping chan struct{}
 
 	// pubMu orders PublishWait and the outbox against shutdown: once closing
 	// is set under the write lock, nothing new reaches paho ahead of the will.
@@ -235,8 +239,10 @@ func New(o Options) (*Client, error) {
 		inbox:  make(chan Message, inboxSize),
 		events: make(chan event, eventQueueSize),
 		done:   make(chan struct{}),
-		lost:   make(chan struct{}, 1),
-		echo:   make(chan time.Time, 1),
+
+		stopping: make(chan struct{}),
+		lost:     make(chan struct{}, 1),
+		echo:     make(chan time.Time, 1),
 	}
 	for _, f := range o.Subscriptions {
 		if o.WillTopic != "" && matchFilter(f, o.WillTopic) {
@@ -403,6 +409,10 @@ func (c *Client) Deliver(ctx context.Context, topic string, qos byte, retained b
 			c.log.Warn("mqtt publish dropped: outbox full", "topic", topic, "outbox_size", cap(c.outbox), "err", ctx.Err())
 			m.report(false)
 			return
+		case <-c.stopping:
+			c.log.Warn("mqtt publish dropped: shutting down", "topic", topic)
+			m.report(false)
+			return
 		}
 	}
 }
@@ -455,6 +465,7 @@ func (c *Client) Run(ctx context.Context) error {
 	c.pubMu.Lock()
 	c.closing.Store(true)
 	c.pubMu.Unlock()
+	close(c.stopping)
 	close(stopOutbox)
 	<-outboxDone // drains for at most drainTimeout (+ one paho hand-over)
 
@@ -583,7 +594,7 @@ func (c *Client) onConnected(ctx context.Context) (watch bool, since time.Time) 
 	if c.opts.OnConnect != nil {
 		c.opts.OnConnect()
 	}
-	watch = c.opts.WillTopic != "" && !contains(refused, c.opts.WillTopic)
+	watch = c.opts.WillTopic != "" && !slices.Contains(refused, c.opts.WillTopic)
 	return watch, since
 }
 
@@ -612,7 +623,14 @@ func (c *Client) subscribe(ctx context.Context) (refused []string, err error) {
 	}
 	if st, ok := tok.(*paho.SubscribeToken); ok {
 		for f, code := range st.Result() {
-			if code == subackFailure {
+			switch {
+			case code != subackFailure:
+			case f == c.opts.WillTopic:
+				// Ours only for the echo check: an ACL may let us write it
+				// and not read it, which is fine.
+				refused = append(refused, f)
+				c.log.Debug("mqtt broker refused the will topic's subscription: no echo check", "filter", f)
+			default:
 				refused = append(refused, f)
 				c.log.Error("mqtt broker refused subscription", "filter", f,
 					"hint", "the broker's ACL denies this login reading it (README: Broker access)")
@@ -647,7 +665,7 @@ func (c *Client) handleMessage(_ paho.Client, m paho.Message) {
 	case c.inbox <- msg:
 	case <-t.C:
 		c.warn.Warn("inbox full", "mqtt message dropped: handler queue full", "topic", msg.Topic, "queue_size", cap(c.inbox), "waited", inboxWait)
-	case <-c.done:
+	case <-c.stopping: // OnMessage has stopped: nothing will take it; paho's router must not wait
 	}
 }
 

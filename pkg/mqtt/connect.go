@@ -218,15 +218,6 @@ func (c *Client) route(pc paho.Client, m paho.Message) {
 	c.handleMessage(pc, m)
 }
 
-func contains(list []string, s string) bool {
-	for _, e := range list {
-		if e == s {
-			return true
-		}
-	}
-	return false
-}
-
 // matchFilter reports whether topic matches the MQTT topic filter f
 // (MQTT 3.1.1 §4.7; topics starting with '$' are not matched by wildcards
 // at the first level).
