@@ -197,7 +197,6 @@ func (d *Device) command(code byte, params []byte, timeout time.Duration) ([]byt
 	if err == nil {
 		var rsp []byte
 		if rsp, err = port100.ParseResponse(code, data); err == nil {
-			d.protoErrs = 0
 			return bytes.Clone(rsp), nil
 		}
 	}
@@ -332,6 +331,11 @@ func (d *Device) Poll() (nfc.Card, error) {
 	}
 	start := time.Now()
 	c, err := d.sense()
+	if err == nil {
+		// A whole sensing pass went through: only that ends a run of bad
+		// answers (a good SwitchRF between bad InCommRF answers does not).
+		d.protoErrs = 0
+	}
 	switch {
 	case errors.Is(err, nfc.ErrAborted):
 		return nfc.Card{}, err
@@ -426,6 +430,9 @@ func (d *Device) Present() (bool, error) {
 		var idm []byte
 		idm, err = d.senseF(d.targetRate)
 		ok = bytes.Equal(idm, d.target.UID)
+	}
+	if err == nil {
+		d.protoErrs = 0
 	}
 	switch {
 	case errors.Is(err, nfc.ErrAborted):
