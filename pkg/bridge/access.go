@@ -523,6 +523,7 @@ func (a *Access) refuse(event, holder, reason, msg string) {
 // options, the shared list's publishing.
 func (a *Access) run(ctx context.Context) {
 	defer a.CancelEnroll()
+	announced, _ := a.labels() // what OnConnect's announce publishes
 	for {
 		select {
 		case <-ctx.Done():
@@ -530,7 +531,15 @@ func (a *Access) run(ctx context.Context) {
 		case job := <-a.jobs:
 			job()
 		case <-a.kick:
-			a.b.announceReaderConfig()
+			// The reader's discovery (70 kB with 1,000 cards, and HA
+			// re-registers its entities) goes out only when the select's
+			// options changed, not for every edit of a card's hours.
+			if l, _ := a.labels(); !slices.Equal(l, announced) {
+				a.b.announceReaderConfig()
+				announced = l
+			} else {
+				a.publishSelected()
+			}
 		case <-a.flush:
 			if err := a.list.Flush(); err != nil {
 				a.b.log.Error("shared access list: cannot write the file; the cards are used from memory", "err", err)
