@@ -310,7 +310,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 			ShadowURL:  cfg.Push.ShadowURL,
 			OnDocument: func(d push.Document) { br.PushDocument(bridgeDocument(d)) },
 			OnHealth: func(h push.Health) {
-				br.PushHealth(bridge.PushHealth{Connected: h.Connected, Reason: h.Reason, Since: h.Since})
+				br.PushHealth(bridge.PushHealth{Connected: h.Connected, Reason: h.Reason})
 			},
 			Logger: log.With("component", "push"),
 		})
@@ -363,15 +363,9 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		g.Go(func() error { return reader.Run(gctx) })
 	}
 	if pushClient != nil {
-		g.Go(func() error {
-			// The feed is an extra: when its client gives up, the bridge
-			// polls, and the rest keeps running.
-			if err := pushClient.Run(gctx); err != nil && gctx.Err() == nil {
-				log.Error("push feed stopped; polling the Web API instead", "err", err)
-				br.PushHealth(bridge.PushHealth{Reason: "push client stopped: " + err.Error(), Since: time.Now()})
-			}
-			return nil
-		})
+		// Run holds the feed until ctx ends (it reports trouble through
+		// OnHealth, and the bridge polls meanwhile); it never gives up.
+		g.Go(func() error { return pushClient.Run(gctx) })
 	}
 	if lights != nil {
 		g.Go(func() error { return lights.ind.Run(gctx) })
@@ -396,9 +390,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 }
 
 // bridgeDocument is the bridge's view of a push document.
-func bridgeDocument(d push.Document) bridge.Document {
-	return bridge.Document{UUID: d.UUID, Status: d.Status, Critical: d.Critical, Source: d.Source, Received: d.Received}
-}
+func bridgeDocument(d push.Document) bridge.Document { return bridge.Document(d) }
 
 // shadowReader gives the bridge the push client's free shadow read.
 type shadowReader struct{ c *push.Client }

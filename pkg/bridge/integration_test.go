@@ -137,7 +137,7 @@ func startStackURL(t testing.TB, brokerURL string, fake *sesametest.Server, stat
 	if so.push {
 		fake.OnChange(func(uuid string, st sesame.LockState) { br.PushDocument(fakeDoc(uuid, st, hass.SourcePush)) })
 		t.Cleanup(func() { fake.OnChange(nil) })
-		br.PushHealth(bridge.PushHealth{Connected: true, Since: time.Now()})
+		br.PushHealth(bridge.PushHealth{Connected: true})
 		for _, l := range so.locks {
 			br.PushDocument(fakeDoc(l.UUID, fake.State(l.UUID), hass.SourceShadowRead))
 		}

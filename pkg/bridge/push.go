@@ -26,7 +26,6 @@ type Document struct {
 type PushHealth struct {
 	Connected bool
 	Reason    string // why not connected
-	Since     time.Time
 }
 
 // ShadowReader reads a lock's shadow once: free, no Web API request.
@@ -415,8 +414,7 @@ func (w *worker) readHistory(ctx context.Context) {
 		if ev == hass.ActivityOther && r.Type != sesame.HistoryManualElse {
 			continue // settings, clock, failed drives: not the change seen
 		}
-		w.lastRecord = max(w.lastRecord, r.RecordID)
-		for _, o := range recs {
+		for _, o := range recs { // r is one of them
 			w.lastRecord = max(w.lastRecord, o.RecordID)
 		}
 		typ := r.Type

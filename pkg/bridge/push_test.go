@@ -113,7 +113,7 @@ func startPush(t *testing.T, pc *pushCloud, bud *fixedBudget, connect bool) *har
 	h.run()
 	h.b.OnConnect()
 	if connect {
-		h.b.PushHealth(PushHealth{Connected: true, Since: time.Now()})
+		h.b.PushHealth(PushHealth{Connected: true})
 		pc.shadowDoc()
 	}
 	synctest.Wait()

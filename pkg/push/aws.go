@@ -90,7 +90,6 @@ type credSource struct {
 	mu       sync.Mutex
 	identity string
 	cur      creds
-	requests int // GetCredentialsForIdentity calls, for the log
 	secrets  *secretList
 }
 
@@ -113,7 +112,6 @@ func (s *credSource) get(ctx context.Context) (creds, error) {
 		s.identity = *out.IdentityId
 	}
 	out, err := s.api.GetCredentialsForIdentity(ctx, &cognitoidentity.GetCredentialsForIdentityInput{IdentityId: aws.String(s.identity)})
-	s.requests++
 	if err != nil {
 		var nf *cognitotypes.ResourceNotFoundException
 		var na *cognitotypes.NotAuthorizedException
