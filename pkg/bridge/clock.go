@@ -80,12 +80,8 @@ func (b *Bridge) clockHint(st sesame.Status, readAt time.Time) string {
 		}
 	}
 	if b.cloudClock.src != nil {
-		if cs := b.cloudClock.src.ClockState(); cs.Measured && (cs.Offset > sesame.ClockSkewThreshold || cs.Offset < -sesame.ClockSkewThreshold) {
-			way := cs.Offset.Round(time.Second).String() + " behind"
-			if cs.Offset < 0 {
-				way = (-cs.Offset).Round(time.Second).String() + " ahead of"
-			}
-			return "; the host's clock is " + way + " the Sesame cloud's (commands are signed with the cloud's time)"
+		if cs := b.cloudClock.src.ClockState(); cs.Measured && cs.Offset.Abs() > sesame.ClockSkewThreshold {
+			return "; the host's clock is " + sesame.DescribeOffset(cs.Offset) + " the Sesame cloud's (commands are signed with the cloud's time)"
 		}
 	}
 	return ""

@@ -239,9 +239,9 @@ func (c *Client) Command(ctx context.Context, uuid string, secret Secret, cmd Cm
 			// Sent again only when the cloud's time gives another signature:
 			// the signature changes every 256 s, so a resend inside the same
 			// window would be the very command the cloud just accepted.
-			if miss := signAt.Sub(hostAt.Add(rep.offset)); rep.dated && !resent && abs(miss) > ClockSkewThreshold && stale(key, sign, hostAt.Add(rep.offset)) {
+			if miss := signAt.Sub(hostAt.Add(rep.offset)); rep.dated && !resent && miss.Abs() > ClockSkewThreshold && stale(key, sign, hostAt.Add(rep.offset)) {
 				resent = true
-				log.Warn("the command was signed with a time "+abs(miss).Round(time.Second).String()+" off the Sesame cloud's clock, which ignores such commands; sending it again signed with the cloud's time",
+				log.Warn("the command was signed with a time "+miss.Abs().Round(time.Second).String()+" off the Sesame cloud's clock, which ignores such commands; sending it again signed with the cloud's time",
 					"attempt", attempt)
 				continue
 			}

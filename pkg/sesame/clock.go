@@ -66,7 +66,7 @@ func (c *clock) observe(date string, sent, received time.Time) (time.Duration, b
 
 	c.mu.Lock()
 	was, wasMeasured := c.skewed, c.measured
-	switch a := abs(off); {
+	switch a := off.Abs(); {
 	case a > ClockSkewThreshold:
 		c.skewed = true
 	case a <= clockNormal:
@@ -74,12 +74,12 @@ func (c *clock) observe(date string, sent, received time.Time) (time.Duration, b
 	}
 	c.measured, c.offset = true, off
 	c.refCloud, c.refHost = cloud, host
-	rewarn := c.skewed && was && abs(off-c.logged) > clockRewarn
+	rewarn := c.skewed && was && (off-c.logged).Abs() > clockRewarn
 	if c.skewed && (!was || rewarn) {
 		c.logged = off
 	}
 	now := c.skewed
-	tell := !wasMeasured || was != now || abs(off-c.told) >= clockJitter
+	tell := !wasMeasured || was != now || (off-c.told).Abs() >= clockJitter
 	if tell {
 		c.told = off
 	}
@@ -87,10 +87,10 @@ func (c *clock) observe(date string, sent, received time.Time) (time.Duration, b
 
 	switch {
 	case now && !was:
-		c.log.Warn("the host's clock is "+describeOffset(off)+" the Sesame cloud's: signing commands with the cloud's time; fix the host's clock (NTP)",
+		c.log.Warn("the host's clock is "+DescribeOffset(off)+" the Sesame cloud's: signing commands with the cloud's time; fix the host's clock (NTP)",
 			"offset", off.Round(time.Second), "threshold", ClockSkewThreshold)
 	case rewarn:
-		c.log.Warn("the host's clock is now "+describeOffset(off)+" the Sesame cloud's: signing commands with the cloud's time",
+		c.log.Warn("the host's clock is now "+DescribeOffset(off)+" the Sesame cloud's: signing commands with the cloud's time",
 			"offset", off.Round(time.Second))
 	case was && !now:
 		c.log.Info("the host's clock agrees with the Sesame cloud's again: signing commands with the host's time",
@@ -130,16 +130,11 @@ func (c *clock) Offset() (offset time.Duration, corrected, measured bool) {
 
 // describeOffset says "10m0s behind" for a positive offset (cloud minus
 // host) and "10m0s ahead of" for a negative one.
-func describeOffset(off time.Duration) string {
+// DescribeOffset words a clock offset (the cloud's minus the host's) for a
+// log line: "10m0s behind" / "40s ahead of" (the cloud's clock).
+func DescribeOffset(off time.Duration) string {
 	if off >= 0 {
 		return off.Round(time.Second).String() + " behind"
 	}
 	return (-off).Round(time.Second).String() + " ahead of"
-}
-
-func abs(d time.Duration) time.Duration {
-	if d < 0 {
-		return -d
-	}
-	return d
 }
